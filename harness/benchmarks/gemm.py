@@ -1,0 +1,243 @@
+"""GEMM family: square sweeps, LLM-shaped GEMMs and a maximum-achievable search.
+
+Method (mamf-finder, stas00/ml-engineering; REFERENCE.md "GEMM"): random normal inputs
+(zeros run faster and draw less power), the cache flushed and the output rewritten before
+every timed call, FLOP = 2·m·n·k, and every result checked against a higher-precision
+reference on a slice, so a fast wrong kernel is a failed row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from harness.cases import Case
+from harness.context import Context, Outcome
+from harness.errors import SkipCase, UsageError
+from harness.flops import DTYPE_BYTES, gemm_bytes, gemm_flop
+from harness.measure import measure
+from harness.models import MODELS
+
+FAMILY = "gemm"
+DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")
+TORCH_DTYPE = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
+               "fp16": torch.float16}
+
+# Largest error of the checked slice relative to the largest reference value. The
+# reference sees the same (already rounded) inputs, so what remains is accumulation order
+# and output rounding: bf16 keeps 8 mantissa bits (2^-8 ≈ 0.004), fp16 11, tf32 rounds
+# inputs to 10 bits inside the kernel (≈ 5e-4 relative over a long dot product).
+TOLERANCE = {"fp64": 1e-10, "fp32": 1e-4, "tf32": 1e-2, "bf16": 2e-2, "fp16": 5e-3, "fp8": 2e-2}
+CHECK_ROWS, CHECK_COLS = 64, 256
+
+SQUARES = {
+    ("cuda", "quick"): (4096, 8192),
+    ("cuda", "standard"): (1024, 2048, 4096, 8192, 16384),
+    ("cuda", "full"): (512, 1024, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 20480),
+    ("cpu", "quick"): (256, 512),
+    ("cpu", "standard"): (256, 512, 1024, 2048),
+    ("cpu", "full"): (256, 512, 1024, 2048, 4096),
+}
+SUITE_DTYPES = {
+    ("cuda", "quick"): ("bf16", "fp8", "tf32"),
+    ("cpu", "quick"): ("fp32", "bf16", "tf32", "fp8"),
+}
+# Tokens per micro-batch for the LLM-shaped GEMMs (micro-batch 1 × sequence 8192 on a
+# GPU; far fewer on a CPU, where the 405B logits GEMM would take minutes).
+LLM = {
+    ("cuda", "quick"): (("llama3-8b",), 8192, ("bf16",)),
+    ("cuda", "standard"): (("llama3-8b", "llama3-70b", "llama3-405b"), 8192, ("bf16", "fp8")),
+    ("cuda", "full"): (("llama3-8b", "llama3-70b", "llama3-405b"), 8192, DTYPES),
+    ("cpu", "quick"): (("llama3-8b",), 16, ("bf16",)),
+    ("cpu", "standard"): (("llama3-8b", "llama3-70b"), 64, ("fp32", "bf16")),
+    ("cpu", "full"): (("llama3-8b", "llama3-70b", "llama3-405b"), 64, ("fp32", "bf16")),
+}
+SEARCH_RANGE = {"cuda": (6144, 14336, 2048), "cpu": (256, 1024, 256)}
+
+
+def parse_range(text: str, name: str) -> tuple[int, int, int]:
+    """`START:STOP[:STEP]` (STOP inclusive, like mamf-finder's ranges) or a single size."""
+    parts = text.split(":")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--{name}-range {text!r}: expected START:STOP[:STEP] of integers") from None
+    if len(nums) == 1:
+        nums = [nums[0], nums[0], 1]
+    elif len(nums) == 2:
+        nums.append(max(1, nums[1] - nums[0]))
+    if len(nums) != 3 or nums[0] <= 0 or nums[1] < nums[0] or nums[2] <= 0:
+        raise UsageError(f"--{name}-range {text!r}: need 0 < START <= STOP and STEP > 0")
+    return nums[0], nums[1], nums[2]
+
+
+def search_cases(backend: str, options: dict) -> list[Case]:
+    ranges = []
+    for dim in ("m", "n", "k"):
+        text = options.get(f"{dim}_range")
+        start, stop, step = parse_range(text, dim) if text else SEARCH_RANGE[backend]
+        ranges.append(range(start, stop + 1, step))
+    count = len(ranges[0]) * len(ranges[1]) * len(ranges[2])
+    if count > 20_000:
+        raise UsageError(f"--search over {count} shapes: narrow the ranges (at most 20000)")
+    dtypes = options.get("dtypes") or ("bf16",)
+    data = options.get("data", "randn")
+    return [Case.make(FAMILY, "matmul", dt, m=m, n=n, k=k, data=data, label="search")
+            for dt in dtypes for m in ranges[0] for n in ranges[1] for k in ranges[2]]
+
+
+def cases(suite: str, ctx: Context) -> list[Case]:
+    backend = ctx.dev.backend
+    if ctx.options.get("search"):
+        return search_cases(backend, ctx.options)
+    data = ctx.options.get("data", "randn")
+    out = []
+    for dt in SUITE_DTYPES.get((backend, suite), DTYPES):
+        for s in SQUARES[(backend, suite)]:
+            out.append(Case.make(FAMILY, "matmul", dt, m=s, n=s, k=s, data=data, label="square"))
+    models, tokens, llm_dtypes = LLM[(backend, suite)]
+    for name in models:
+        for gemm_name, m, n, k in MODELS[name].gemms(tokens):
+            for dt in llm_dtypes:
+                out.append(Case.make(FAMILY, "matmul", dt, m=m, n=n, k=k, data=data,
+                                     label=f"{name} {gemm_name}"))
+    return out
+
+
+@contextlib.contextmanager
+def precision(dtype: str):
+    """fp32 means IEEE fp32 (TF32 off); tf32 switches tensor-core TF32 on; restored after."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    tf32 = dtype == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved[0]
+        torch.set_float32_matmul_precision(saved[1])
+
+
+def _support(case: Case, ctx: Context) -> None:
+    dev, dt, p = ctx.dev, case.dtype, case.p
+    if dt not in DTYPES:
+        raise SkipCase(f"dtype {dt} is not a GEMM dtype here ({', '.join(DTYPES)})")
+    if dt == "tf32" and not dev.is_cuda:
+        raise SkipCase("tf32 is a tensor-core mode of NVIDIA GPUs; the CPU has none")
+    if dt == "fp8":
+        if not dev.is_cuda:
+            raise SkipCase("fp8 matmul (torch._scaled_mm) needs a CUDA GPU")
+        cap = torch.cuda.get_device_capability(dev.index)
+        if cap < (8, 9):
+            raise SkipCase(f"fp8 matmul needs compute capability >= 8.9; this GPU is {cap[0]}.{cap[1]}")
+        if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
+            raise SkipCase(f"torch {torch.__version__} has no _scaled_mm / float8_e4m3fn")
+        if any(p[d] % 16 for d in ("m", "n", "k")):
+            raise SkipCase("torch._scaled_mm needs m, n, k divisible by 16")
+    if p.get("data", "randn") not in ("randn", "zeros"):
+        raise SkipCase(f"unknown input distribution {p.get('data')!r}")
+
+
+def _fill(shape, dtype, data, gen, device) -> torch.Tensor:
+    if data == "zeros":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    return torch.randn(shape, dtype=dtype, device=device, generator=gen)
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.matmul(a, b, out=out)
+
+
+def _scaled_mm(a, b, scale_a, scale_b, out_dtype):
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
+
+
+def _needed_bytes(case: Case) -> int:
+    p = case.p
+    ib = DTYPE_BYTES[case.dtype]
+    ob = 2 if case.dtype == "fp8" else ib  # fp8 writes bf16
+    # inputs, output, plus fp32 staging of the inputs while they are generated
+    return int(gemm_bytes(p["m"], p["n"], p["k"], ib, ob) + 4 * max(p["m"] * p["k"], p["k"] * p["n"]))
+
+
+def run(case: Case, ctx: Context) -> Outcome:
+    _support(case, ctx)
+    dev = ctx.dev
+    p = case.p
+    m, n, k, data = p["m"], p["n"], p["k"], p.get("data", "randn")
+    free = dev.free_bytes()
+    need = _needed_bytes(case) + dev.flush_bytes()
+    if free is not None and need > 0.9 * free:
+        raise SkipCase(f"out of memory: needs {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free")
+
+    device = dev.torch_device
+    gen = torch.Generator(device=device).manual_seed(1234)
+    with precision(case.dtype):
+        if case.dtype == "fp8":
+            a = _fill((m, k), torch.float32, data, gen, device).to(torch.float8_e4m3fn)
+            # _scaled_mm wants B column-major: build (n, k) row-major and transpose.
+            b = _fill((n, k), torch.float32, data, gen, device).to(torch.float8_e4m3fn).t()
+            one = torch.ones((), dtype=torch.float32, device=device)
+            result: dict = {}
+
+            def fn():
+                result["c"] = _scaled_mm(a, b, one, one, torch.bfloat16)
+        else:
+            tdt = TORCH_DTYPE[case.dtype]
+            a = _fill((m, k), tdt, data, gen, device)
+            b = _fill((k, n), tdt, data, gen, device)
+            c = torch.empty((m, n), dtype=tdt, device=device)
+            result = {"c": c}
+
+            def fn():
+                _matmul(a, b, c)
+
+        meas = measure(fn, dev, ctx.budget, flush=True, clock=ctx.clock, window=ctx.window)
+        check = verify(a, b, result["c"], case.dtype, dev.is_cuda)
+
+    ib = DTYPE_BYTES[case.dtype]
+    ob = 2 if case.dtype == "fp8" else ib
+    return Outcome(
+        measurement=meas,
+        flop=gemm_flop(m, n, k),
+        nbytes=gemm_bytes(m, n, k, ib, ob),
+        check=check,
+        extra={"matmul_flags_in_case": {"allow_tf32": case.dtype == "tf32"},
+               "out_dtype": "bf16" if case.dtype == "fp8" else case.dtype},
+    )
+
+
+def verify(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, on_cuda: bool) -> dict:
+    """Compare a CHECK_ROWS × CHECK_COLS slice of C with a reference on the same inputs.
+
+    float64 on the CPU; float32 with TF32 off on the GPU (float64 GEMMs are slow there).
+    """
+    r = min(a.shape[0], CHECK_ROWS)
+    cols = min(b.shape[1], CHECK_COLS)
+    ref_dtype = torch.float32 if on_cuda else torch.float64
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        ref = a[:r].to(ref_dtype) @ b[:, :cols].to(ref_dtype)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    got = c[:r, :cols].to(ref_dtype)
+    scale = ref.abs().max().item()
+    err = (got - ref).abs().max().item()
+    rel = err / scale if scale > 0 else err
+    if rel != rel:  # NaN in the result
+        rel = float("inf")
+    tol = TOLERANCE[dtype]
+    return {"ok": bool(rel <= tol), "max_rel_err": rel, "tol": tol,
+            "reference": f"{str(ref_dtype).removeprefix('torch.')} on a {r}x{cols} slice"}
+
+
+# Shapes given a sustained, power-measured window (--sustain): the bf16 square GEMM the
+# published anchors use on a GPU (8192³, REFERENCE.md), and the quick suite's on a CPU.
+POWER_SIZES = {"cuda": 8192, "cpu": 512}
+
+
+def power_case(case: Case, backend: str) -> bool:
+    return (case.dtype == "bf16" and case.label == "square"
+            and case.p.get("m") == POWER_SIZES.get(backend))

@@ -1,0 +1,37 @@
+"""`gwbench list`: the suites and the cases each would run on this device."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cases import SUITES
+
+NAME = "list"
+HELP = "list the cases of a suite (per family) on a device"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from harness.commands.run import _csv
+
+    p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)}")
+    p.add_argument("--only", type=_csv, default=[], metavar="FAMILY[,FAMILY]")
+    p.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
+    p.add_argument("--dtype", dest="dtypes", type=_csv, default=None)
+    p.add_argument("--search", action="store_true")
+    for dim in ("m", "n", "k"):
+        p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness import device, runner
+
+    cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
+                           dtypes=args.dtypes, search=args.search, m_range=args.m_range,
+                           n_range=args.n_range, k_range=args.k_range)
+    cfg.validate()
+    dev = device.resolve(cfg.device)
+    cases = runner.expand(cfg, runner.make_context(cfg, dev))
+    print(f"suites: {', '.join(SUITES)}; suite {cfg.suite} on {dev.backend}: {len(cases)} cases")
+    for c in cases:
+        print(f"  {c.id}" + (f"  ({c.label})" if c.label else ""))
+    return 0

@@ -1,0 +1,75 @@
+"""`gwbench run`: measure a suite on the hardware present and write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.cases import DTYPES, SUITES
+
+NAME = "run"
+HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)} (default quick)")
+    p.add_argument("--only", type=_csv, default=[], metavar="FAMILY[,FAMILY]",
+                   help="run only these families (gemm, ...)")
+    p.add_argument("--device", default="auto", help="auto (default), cuda, cuda:N or cpu")
+    p.add_argument("--dtype", dest="dtypes", type=_csv, default=None, metavar="DTYPE[,DTYPE]",
+                   help=f"only these dtypes ({', '.join(DTYPES)})")
+    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
+    p.add_argument("--search", action="store_true",
+                   help="GEMM maximum-achievable search over --m/n/k-range (mamf-finder style)")
+    for dim in ("m", "n", "k"):
+        p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
+                       help=f"search range of {dim} (STOP inclusive)")
+    p.add_argument("--data", default="randn", help="GEMM input distribution: randn (default) or zeros")
+    p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case (ms)")
+    p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case (ms)")
+    p.add_argument("--sustain", type=float, default=None, metavar="SECONDS",
+                   help="sustained window for power cases (default 5 s on a GPU with power readings; 0 = off)")
+    p.add_argument("--cooldown", type=float, default=0.0, metavar="SECONDS",
+                   help="pause after each sustained case")
+    p.add_argument("--telemetry", default="auto", help="auto (default), nvml, rapl or none")
+    p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate")
+    p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
+                   help="idle power sampled at the start of the run (0 = skip)")
+    p.add_argument("--no-projection", action="store_true", help="skip the 1 GW / 10 GW projection")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness import runner
+    from harness.progress import print_summary
+
+    cfg = runner.RunConfig(
+        suite=args.suite, only=args.only, device=args.device, dtypes=args.dtypes,
+        search=args.search, m_range=args.m_range, n_range=args.n_range, k_range=args.k_range,
+        data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
+        cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
+        idle_s=args.idle)
+    code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
+    rows = store.rows()
+    print_summary(rows, store.dir)
+    if not args.no_projection and code != runner.EXIT_INTERRUPTED:
+        print(_projection(store.dir))
+    if code == runner.EXIT_INTERRUPTED:
+        print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
+    return code
+
+
+def _projection(run_dir: Path) -> str:
+    try:
+        from harness import projection
+    except ImportError as exc:
+        return f"projection unavailable: {exc}"
+    try:
+        return projection.project_run(run_dir)
+    except Exception as exc:  # the run's rows are safe; a projection bug must not hide them
+        return f"projection failed: {type(exc).__name__}: {exc}"

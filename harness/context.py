@@ -1,0 +1,34 @@
+"""What a family needs to measure a case: the device, budgets, options, telemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.device import Device
+from harness.measure import Budget, Measurement
+
+
+@dataclass
+class Context:
+    dev: Device
+    suite: str = "quick"
+    budget: Budget = field(default_factory=Budget)
+    options: dict[str, Any] = field(default_factory=dict)
+    # Telemetry window factory (harness.telemetry); None measures without power.
+    window: Callable[[], Any] | None = None
+    clock: Callable[[], float] | None = None
+
+
+@dataclass
+class Outcome:
+    """What a family returns for one case; the runner turns it into a row."""
+
+    measurement: Measurement
+    flop: float | None = None
+    nbytes: float | None = None
+    # {"ok": bool, "max_rel_err": float, "tol": float, "reference": str}; a failed check
+    # fails the row whatever its speed.
+    check: dict | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,140 @@
+"""The real `gwbench` CLI in subprocesses: end to end, bad input, interruption, resume."""
+
+import json
+import signal
+import time
+
+import pytest
+
+from conftest import FAST, gwbench
+
+
+def _run_dir(out):
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_quick_suite_end_to_end(tmp_path):
+    r = gwbench("run", "--suite", "quick", "--device", "cpu", "--out", str(tmp_path), *FAST)
+    assert r.returncode == 0, r.stderr
+    run_dir = _run_dir(tmp_path)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete"
+    assert meta["device"]["backend"] == "cpu"
+    assert meta["timer_overhead_s"] < 1e-3
+    rows = [json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == meta["n_cases"]
+    ok = [x for x in rows if x["status"] == "ok"]
+    assert ok and all(x["tflops"] > 0 and x["check"]["ok"] for x in ok)
+    assert {x["dtype"] for x in rows if x["status"] == "skipped"} == {"tf32", "fp8"}
+    assert "gwbench summary" in r.stdout and str(run_dir) in r.stdout
+
+    rep = gwbench("report", str(run_dir))
+    assert rep.returncode == 0 and "| matmul |" in rep.stdout
+    csv = gwbench("report", str(run_dir), "--format", "csv")
+    assert csv.stdout.splitlines()[0].startswith("case_id,")
+    js = gwbench("report", str(run_dir), "--format", "json")
+    assert len(json.loads(js.stdout)["rows"]) == len(rows)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--suite", "huge"], "unknown suite 'huge'"),
+    (["run", "--only", "gemmm"], "unknown family 'gemmm'"),
+    (["run", "--dtype", "fp12"], "unknown dtype 'fp12'"),
+    (["run", "--device", "tpu"], "unknown device 'tpu'"),
+    (["run", "--data", "ones"], "--data 'ones'"),
+    (["run", "--sustain", "-1"], "--sustain -1"),
+    (["run", "--search", "--m-range", "9:1"], "--m-range '9:1'"),
+    (["run", "--rep-ms", "0"], "--rep-ms"),
+    (["list", "--suite", "nope"], "unknown suite"),
+    (["report", "--format", "md", "/nonexistent/run"], "no such run folder"),
+    (["run", "--bogus-flag"], "unrecognized arguments"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    if args[0] == "run":
+        args = [*args, "--out", str(tmp_path)]
+    r = gwbench(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cuda_requested_without_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    r = gwbench("run", "--device", "cuda", "--out", str(tmp_path))
+    assert r.returncode == 2 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = gwbench("run", "--device", "cpu", "--out", str(blocker / "sub"), *FAST)
+    assert r.returncode == 2 and "cannot write results" in r.stderr
+
+
+def test_report_errors(tmp_path):
+    r = gwbench("report", str(tmp_path))
+    assert r.returncode == 2 and "not a gwbench run folder" in r.stderr
+    ok = gwbench("run", "--device", "cpu", "--only", "gemm", "--dtype", "fp8",
+                 "--out", str(tmp_path / "o"), *FAST)
+    assert ok.returncode == 0, ok.stderr
+    run_dir = _run_dir(tmp_path / "o")
+    with open(run_dir / "rows.jsonl", "a") as f:
+        f.write("garbage\n")
+    bad = gwbench("report", str(run_dir))
+    assert bad.returncode == 2 and "rows.jsonl:3: corrupt row" in bad.stderr
+
+
+def test_list_prints_cases():
+    r = gwbench("list", "--device", "cpu", "--only", "gemm")
+    assert r.returncode == 0 and "gemm/matmul/bf16" in r.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_then_resume(tmp_path, sig):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = [sys.executable, "-m", "harness", "run", "--device", "cpu", "--only", "gemm",
+            "--dtype", "fp32,bf16", "--out", str(tmp_path), "--warmup-ms", "1", "--rep-ms", "150",
+            "--idle", "0", "--no-projection"]
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    rows_file = None
+    while time.time() < deadline:
+        dirs = [d for d in tmp_path.iterdir() if d.is_dir()]
+        if dirs and (dirs[0] / "rows.jsonl").exists():
+            rows_file = dirs[0] / "rows.jsonl"
+            if len(rows_file.read_text().splitlines()) >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    run_dir = rows_file.parent
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    before = [json.loads(x) for x in rows_file.read_text().splitlines()]
+    assert 2 <= len(before) < meta["n_cases"]
+
+    r = gwbench("run", "--resume", str(run_dir), "--no-projection")
+    failed = [x for x in map(json.loads, rows_file.read_text().splitlines()) if x["status"] != "ok"]
+    assert r.returncode == 0, (failed, r.stderr)
+    after = [json.loads(x) for x in rows_file.read_text().splitlines()]
+    ids = [x["case_id"] for x in after]
+    assert len(ids) == len(set(ids)) == meta["n_cases"]
+    assert after[: len(before)] == before  # finished rows untouched, not repeated
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    again = gwbench("run", "--resume", str(run_dir))
+    assert again.returncode == 2 and "already complete" in again.stderr

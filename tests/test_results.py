@@ -1,0 +1,79 @@
+import json
+
+import pytest
+
+from harness.errors import UsageError
+from harness.results import (SCHEMA_VERSION, RunStore, load_run, make_run_id, read_rows, to_frame)
+
+
+def _row(i, status="ok"):
+    return {"schema_version": SCHEMA_VERSION, "run_id": "r", "case_id": f"gemm/x/{i}",
+            "family": "gemm", "op": "matmul", "dtype": "bf16", "params": {"m": i},
+            "status": status, "samples_s": [1.0, 2.0], "tflops": float("nan")}
+
+
+def test_round_trip(tmp_path):
+    store = RunStore.create(tmp_path, "run1", {"device": {"name": "cpu"}})
+    for i in range(3):
+        store.append(_row(i))
+    meta, rows = load_run(store.dir)
+    assert meta["status"] == "running" and meta["schema_version"] == SCHEMA_VERSION
+    assert [r["case_id"] for r in rows] == ["gemm/x/0", "gemm/x/1", "gemm/x/2"]
+    assert rows[0]["tflops"] is None  # NaN is stored as null, the file stays valid JSON
+    frame = to_frame(rows)
+    assert list(frame["p_m"]) == [0, 1, 2]
+    store.write_meta(status="complete")
+    assert json.loads((store.dir / "run.json").read_text())["status"] == "complete"
+
+
+def test_same_run_id_twice_gets_new_folder(tmp_path):
+    a = RunStore.create(tmp_path, "same", {})
+    b = RunStore.create(tmp_path, "same", {})
+    assert a.dir != b.dir and b.dir.name == "same-2"
+
+
+def test_corrupt_line_is_named(tmp_path):
+    store = RunStore.create(tmp_path, "run", {})
+    store.append(_row(0))
+    with open(store.rows_file, "a") as f:
+        f.write("{not json\n")
+    with pytest.raises(UsageError, match=r"rows.jsonl:2: corrupt row"):
+        read_rows(store.dir)
+
+
+def test_unknown_schema_version(tmp_path):
+    store = RunStore.create(tmp_path, "run", {})
+    store.write_meta(schema_version=99)
+    with pytest.raises(UsageError, match="schema version 99 is not supported"):
+        load_run(store.dir)
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(UsageError, match="no such run folder"):
+        load_run(tmp_path / "missing")
+    with pytest.raises(UsageError, match="not a gwbench run folder"):
+        load_run(tmp_path)
+
+
+def test_partial_tail_dropped(tmp_path):
+    store = RunStore.create(tmp_path, "run", {})
+    store.append(_row(0))
+    with open(store.rows_file, "a") as f:
+        f.write('{"case_id": "half')
+    assert store.drop_partial_tail()
+    assert len(read_rows(store.dir)) == 1
+    assert not store.drop_partial_tail()
+
+
+def test_run_id_is_filesystem_safe():
+    from datetime import datetime, timezone
+
+    rid = make_run_id("node 1/a", "cuda", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    assert rid == "20260102-030405-node-1-a-cuda"
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match="cannot write results"):
+        RunStore.create(blocker, "run", {})
