@@ -1,0 +1,38 @@
+"""`gwbench specs [NAME]`: the hardware table, or one entry with the source of every figure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness import specs
+
+NAME = "specs"
+HELP = "show the hardware table (dense peaks, memory, power, systems) with sources"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME",
+                        help="an accelerator or system: key, name or reported device name, "
+                             "e.g. 'NVIDIA H200'")
+    parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
+    parser.add_argument("--format", choices=("text", "md", "json"), default="text")
+
+
+def main(args: argparse.Namespace) -> int:
+    table = specs.load(args.hardware_file)
+    if args.name:
+        entry = table.find(args.name)
+        if args.format == "json":
+            out = json.dumps(entry.to_dict(), indent=2)
+        else:
+            out = specs.describe(entry, args.format)
+    elif args.format == "json":
+        out = json.dumps({"path": table.path,
+                          "accelerators": [a.to_dict() for a in table.accelerators.values()],
+                          "systems": [s.to_dict() for s in table.systems.values()]}, indent=2)
+    else:
+        out = specs.overview(table, args.format)
+    print(out)
+    return 0

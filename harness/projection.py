@@ -1,0 +1,652 @@
+"""Facility power -> accelerators -> training FLOP, with sources and Monte Carlo ranges.
+
+The chain most published analyses use (REFERENCE.md "From power to training FLOPs"; Epoch AI,
+GPU clusters documentation):
+
+    IT W                 = facility W / PUE                       ("GW" is always facility power)
+    W per accelerator    = system W / GPUs per system + network share          (spec)
+                         | measured GPU W x (system W per GPU / TDP) + network (measured)
+    accelerators         = IT W / W per accelerator               (an accelerator is a package)
+    sustained FLOP/s     = dense peak in the training dtype x MFU (dense: no sparsity)
+    effective FLOP/s     = accelerators x sustained FLOP/s x goodput
+    run FLOP             = effective FLOP/s x duration
+
+Three sources of per-accelerator figures, always labelled in every output:
+    spec      `--hardware NAME`          the hardware table alone
+    measured  `--from RUN_DIR`           a gwbench run: its power under load and GEMM efficiency
+    carried   `--from RUN_DIR --as NAME` a run's efficiency carried onto another spec (a projection)
+
+How a measured run scales MFU (one rule, tested in tests/test_projection.py):
+    e_meas = best ok bf16 GEMM TFLOP/s of the run / dense bf16 peak of that device
+    e_ref  = mamf-finder's max-achievable bf16 matmul / the same peak (H100: 794.5 / 989 = 0.80)
+    MFU    = MFU assumption x e_meas / e_ref          (capped at 1)
+Why: the default MFU comes from large runs on healthy nodes whose GEMMs reach about mamf-finder's
+figure, and a model step is bounded by its matmuls; a node whose best GEMM runs 10% below the
+published achievable (power cap, throttling, old libraries) is credited 10% less MFU, and a node
+that matches it gets the default unchanged, so spec and measured projections agree for a healthy
+node. Where a generation has no mamf-finder figure, H100's e_ref is used and the output says so.
+
+No torch here: this module is pure math on the hardware table and a run folder's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import specs
+from harness.errors import UsageError
+
+SCHEMA_VERSION = 1
+SECONDS_PER_DAY = 86_400.0
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True)
+class Range:
+    """An assumption: a point value (`mode`) and the range the Monte Carlo samples.
+
+    Samples are triangular(low, mode, high): the point estimate is the most likely value and the
+    published extremes are possible but rare. low == high means fixed (no spread).
+    """
+
+    low: float
+    mode: float
+    high: float
+    source: str = ""
+
+    @classmethod
+    def fixed(cls, value: float, source: str) -> Range:
+        return cls(value, value, value, source)
+
+    def scaled(self, k: float, source: str | None = None) -> Range:
+        return Range(self.low * k, self.mode * k, self.high * k, self.source if source is None else source)
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.low == self.high:
+            return np.full(n, self.mode)
+        return rng.triangular(self.low, self.mode, self.high, n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "mode": self.mode, "high": self.high, "source": self.source}
+
+    def __str__(self) -> str:
+        if self.low == self.high:
+            return f"{self.mode:.4g}"
+        return f"{self.mode:.4g} ({self.low:.4g}-{self.high:.4g})"
+
+
+# ---------------------------------------------------------------- defaults, each with its source
+
+# PUE = facility / IT energy. Google fleet 1.10 (2023) and Meta 1.08 (2023) bound the best
+# large operators; Uptime Institute's 2023 industry average is 1.58, new large AI sites <= 1.3,
+# Epoch uses 1.14 for specialised AI datacenters (Shehabi et al. 2024). 1.2 is a new gigawatt
+# site built fast (often air/liquid hybrid) rather than a hyperscaler's best; 1.4 the upper end.
+DEFAULT_PUE = Range(1.08, 1.2, 1.4, "Meta 1.08 / Google 1.10 (2023) to new large sites <= 1.3; "
+                    "Uptime 2023 average 1.58; point 1.2")
+# MFU = model FLOP/s / (GPUs x dense peak). Llama 3 (Table 4): 38-43% on 8k-16k H100 (41% on
+# 16,384); PaLM 540B 46.2%; MegaScale 175B 55.2%; Epoch's median of known runs ~0.375-0.38.
+# 0.40 sits inside Llama 3's 38-43% (the issue's calibration test); 0.30 covers long-context and
+# MoE runs, 0.55 MegaScale's best.
+DEFAULT_MFU = Range(0.30, 0.40, 0.55, "Llama 3 38-43% (Table 4); PaLM 46.2%; MegaScale 55.2%; "
+                    "Epoch median ~0.38")
+# Goodput = productive time / wall time. Llama 3: 466 interruptions in 54 days, ~90% effective
+# training time; the model card's 3.8e25 FLOP over 30.84M GPU-hours is ~35% of peak vs 38-43%
+# MFU while running (~0.85-0.9). Failures grow with GPU count (Young/Daly), hence 0.80 low.
+DEFAULT_GOODPUT = Range(0.80, 0.90, 0.95, "Llama 3: ~90% effective training time over 54 days")
+# Scale-out network outside the server (leaf/spine/core switches, optics). NOT a published
+# figure: gwbench's estimate. A 3-tier fat tree spends ~5 switch ports per GPU NIC port at
+# ~10-20 W each -> ~50-100 W; NICs are already inside the server's rated power.
+DEFAULT_NETWORK_W = Range(25.0, 50.0, 100.0, "gwbench estimate (not published): ~5 switch ports "
+                          "per GPU at ~10-20 W in a 3-tier fat tree")
+# Server W / accelerator TDP where the table has no system entry: Epoch's chip-to-server
+# multiplier (DGX H100 10.2 kW / 8 / 0.7 kW = 1.82); range from DGX B200 1.79 to DGX A100 2.03.
+SERVER_FACTOR = Range(1.79, 1.82, 2.03, "Epoch chip-to-server multiplier: DGX B200 1.79, "
+                      "DGX H100 1.82, DGX A100 2.03")
+DEFAULT_DAYS = 365.0  # one year of operation (the issue's default); --days overrides
+DEFAULT_SITES_W = (1e9, 1e10)  # 1 GW and 10 GW of facility power (OpenAI-NVIDIA LOI: >= 10 GW)
+DEFAULT_SAMPLES = 100_000
+DEFAULT_SEED = 0
+SENSOR_ERROR = 0.05  # NVML power reading +-5% (Yang, Adamek, Armour, SC'24, arXiv 2312.02741)
+LLAMA3_405B_FLOP = 3.8e25  # Llama 3 paper / Llama 3.1 model card
+SCALE_LIMIT_FLOP = 1e28  # Epoch (arXiv 2411.01137): data movement cuts utilisation past ~1e28
+CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Chinchilla: D ~ 20 N, C ~ 6 N D -> N = sqrt(C / 120)
+REFERENCE_GENERATIONS = ("h100", "h200", "b200", "gb300", "rubin")
+BASELINE = "h100"  # the generation table's ratio column
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    pue: Range = DEFAULT_PUE
+    mfu: Range = DEFAULT_MFU
+    goodput: Range = DEFAULT_GOODPUT
+    network_w: Range = DEFAULT_NETWORK_W
+    days: float = DEFAULT_DAYS
+    samples: int = DEFAULT_SAMPLES
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        for name in ("pue", "mfu", "goodput", "network_w"):
+            r = getattr(self, name)
+            if not all(math.isfinite(x) for x in (r.low, r.mode, r.high)) or not r.low <= r.mode <= r.high:
+                raise UsageError(f"--{name.replace('_', '-')}: expected low <= value <= high, got {r}")
+        if self.pue.low < 1:
+            raise UsageError(f"--pue must be >= 1 (facility energy / IT energy), got {self.pue.low:g}")
+        for name in ("mfu", "goodput"):
+            r = getattr(self, name)
+            if not (0 < r.low and r.high <= 1):
+                raise UsageError(f"--{name} must be in (0, 1], got {r}")
+        if self.network_w.low < 0:
+            raise UsageError(f"--network-w must be >= 0, got {self.network_w.low:g}")
+        if not (math.isfinite(self.days) and self.days > 0):
+            raise UsageError(f"--days must be positive, got {self.days:g}")
+        if not 1 <= self.samples <= 10_000_000:
+            raise UsageError(f"--samples must be 1..10000000, got {self.samples}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: getattr(self, k).to_dict() for k in ("pue", "mfu", "goodput", "network_w")}
+        return d | {"days": self.days, "samples": self.samples, "seed": self.seed}
+
+
+# ---------------------------------------------------------------- parsing user input
+
+_POWER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kmgt]?)w?\s*$", re.IGNORECASE)
+_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}  # 'm' is mega: nobody builds mW sites
+
+
+def parse_power(text: str | float) -> float:
+    """'1GW', '500MW', '750kW', '1e9' (watts) -> watts; non-positive or malformed -> UsageError."""
+    m = _POWER.match(str(text))
+    watts = float(m.group(1)) * _SCALE[m.group(2).lower()] if m else float("nan")
+    if not (math.isfinite(watts) and watts > 0):
+        raise UsageError(f"power must be positive, like 1GW, 500MW, 750kW or 1e9 (watts); got {text!r}")
+    return watts
+
+
+def parse_range(text: str | float, name: str, source: str = "set on the command line") -> Range:
+    """'0.45' (fixed: no spread) or 'LOW:MODE:HIGH' -> Range. Bounds are checked by Assumptions."""
+    parts = str(text).split(":")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) == 1:
+        return Range.fixed(nums[0], source)
+    if len(nums) == 3:
+        return Range(*nums, source)
+    raise UsageError(f"--{name}: expected a number or LOW:MODE:HIGH, got {text!r}")
+
+
+def format_power(watts: float) -> str:
+    for unit, k in (("GW", 1e9), ("MW", 1e6), ("kW", 1e3)):
+        if watts >= k:
+            return f"{watts / k:g} {unit}"
+    return f"{watts:g} W"
+
+
+# ---------------------------------------------------------------- per-accelerator basis
+
+
+@dataclass(frozen=True)
+class Basis:
+    """The per-accelerator inputs of the chain and where each came from."""
+
+    source: str  # "spec" | "measured" | "carried"
+    label: str
+    accelerator: specs.Accelerator
+    dtype: str
+    peak_tflops: float
+    peak_source: str
+    node_w: Range  # all-in IT W per accelerator before the network share
+    mfu_scale: float = 1.0
+    mfu_rule: str = "MFU assumption used as is (spec table only)"
+    sensor_error: float = 0.0  # relative, uniform; applied to node_w when power was measured
+    gpus_per_system: int | None = None
+    system_name: str | None = None
+    measured: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("source", "label", "dtype", "peak_tflops", "peak_source", "mfu_scale", "mfu_rule",
+                "sensor_error", "gpus_per_system", "system_name")
+        d = {k: getattr(self, k) for k in keys}
+        return d | {"hardware": {"key": self.accelerator.key, "name": self.accelerator.name,
+                                 "status": self.accelerator.status},
+                    "node_w": self.node_w.to_dict(), "measured": dict(self.measured or {}) or None}
+
+
+def node_power(acc: specs.Accelerator, table: specs.HardwareTable, gpu_w: float | None = None) -> Range:
+    """All-in IT W per accelerator before network: from the system entry, else TDP x Epoch's
+    multiplier. With `gpu_w` (measured), the system's overhead factor (system W per GPU / TDP)
+    is applied to the measured GPU power instead of the TDP."""
+    system = table.system_for(acc)
+    if system is not None and (gpu_w is None or acc.tdp_w):
+        p = system.power_kw
+        per_gpu = Range((p.low or p.value) * 1e3, p.value * 1e3, (p.high or p.value) * 1e3)
+        per_gpu = per_gpu.scaled(1 / system.gpu_count)
+        if gpu_w is None:
+            source = f"{system.name}: {p.value:g} kW / {system.gpu_count} ({p.source})"
+            return replace(per_gpu, source=source)
+        k = per_gpu.scaled(1 / acc.tdp_w.value)
+        return k.scaled(gpu_w, f"measured {gpu_w:.0f} W x {k.mode:.2f} ({system.name} W per GPU / "
+                               f"{acc.tdp_w.value:g} W TDP)")
+    base = gpu_w if gpu_w is not None else (acc.tdp_w.value if acc.tdp_w else None)
+    if base is None:
+        raise UsageError(f"{acc.name} has no TDP or system power in the hardware table")
+    what = f"measured {gpu_w:.0f} W" if gpu_w is not None else f"TDP {base:g} W"
+    source = f"{what} x {SERVER_FACTOR.mode} (no system entry; {SERVER_FACTOR.source})"
+    return SERVER_FACTOR.scaled(base, source)
+
+
+def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None = None,
+              dtype: str = "bf16") -> Basis:
+    """Source (b): the spec table alone."""
+    table = table or specs.load()
+    acc = name if isinstance(name, specs.Accelerator) else table.lookup(name)
+    peak = acc.peak(dtype)
+    system = table.system_for(acc)
+    label = f"spec: {acc.name} from the hardware table (not measured)"
+    if acc.preliminary:
+        label += "; preliminary, announced figures"
+    return Basis("spec", label, acc, dtype, peak.value, peak.source, node_power(acc, table),
+                 gpus_per_system=system.gpu_count if system else None,
+                 system_name=system.name if system else None)
+
+
+def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """run.json and rows.jsonl of a run folder; a one-line UsageError when unreadable."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir} is not a run folder (no run.json)") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{run_dir}/run.json: cannot read: {' '.join(str(exc).split())}") from None
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = (run_dir / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        lines = []
+    if not isinstance(meta, dict):
+        raise UsageError(f"{run_dir}/run.json: expected an object")
+    for i, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise UsageError(f"{run_dir}/rows.jsonl line {i}: not JSON") from None
+    return meta, rows
+
+
+def _number(x: Any) -> float | None:
+    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    return float(x) if ok else None
+
+
+def _power_of(row: Mapping[str, Any]) -> float | None:
+    if str(row.get("power_source") or "").startswith("unavailable"):
+        return None
+    return _number(row.get("power_w"))
+
+
+def reference_efficiency(acc: specs.Accelerator, table: specs.HardwareTable,
+                         dtype: str) -> tuple[float, str]:
+    """mamf-finder's achievable / dense peak for `acc` (or H100's when `acc` has none)."""
+    for a, fallback in ((acc, ""), (table.accelerators.get(BASELINE), " (no figure for this generation)")):
+        if a is not None and dtype in a.mamf_tflops and dtype in a.dense_tflops:
+            mamf, peak = a.mamf_tflops[dtype].value, a.dense_tflops[dtype].value
+            return mamf / peak, f"mamf-finder {a.name} {mamf:g}/{peak:g}{fallback}"
+    return 0.80, "mamf-finder H100 bf16 794.5/989 (built-in fallback)"
+
+
+def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str = "bf16",
+             as_name: str | None = None, require_power: bool = False) -> Basis:
+    """Source (a), or (c) with `as_name`: a measured run's efficiency (and power) per accelerator."""
+    table = table or specs.load()
+    run_dir = Path(run_dir)
+    meta, rows = read_run(run_dir)
+    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
+    name = str(device.get("name") or "unknown device")
+    if device.get("backend") == "cpu":
+        raise UsageError(f"{run_dir} is a CPU run ({name}): no accelerator to project from")
+    acc = table.lookup(name)
+    gemm = [r for r in rows if r.get("family") == "gemm" and r.get("dtype") == dtype
+            and r.get("status") == "ok" and _number(r.get("tflops"))]
+    if not gemm:
+        raise UsageError(f"{run_dir} has no ok {dtype} GEMM rows to measure efficiency from")
+    best = max(gemm, key=lambda r: r["tflops"])
+    peak = acc.peak(dtype).value
+    e_meas = best["tflops"] / peak
+    if e_meas > 1.02:  # above the datasheet peak: wrong device mapping or a broken timer
+        raise UsageError(f"{run_dir}: {dtype} GEMM at {best['tflops']:.0f} TFLOP/s exceeds {acc.name}'s "
+                         f"dense peak {peak:g}")
+    e_ref, ref_source = reference_efficiency(acc, table, dtype)
+    scale = e_meas / e_ref
+    # Power under load: the best GEMM's window (the figure paired with the efficiency), else
+    # the highest reading of any ok GEMM row of that dtype.
+    with_power = [r for r in gemm if _power_of(r)]
+    power_row = best if _power_of(best) else max(with_power, key=_power_of, default=None)
+    power = _power_of(power_row) if power_row else None
+    if power is None and require_power:
+        raise UsageError(f"{run_dir}: power was not read during the GEMM rows")
+    if power and acc.tdp_w and power > 1.2 * acc.tdp_w.value:  # rows hold a per-GPU mean
+        raise UsageError(f"{run_dir}: power_w {power:.0f} W is far above {acc.name}'s {acc.tdp_w.value:g} W "
+                         "TDP; expected the mean power of one GPU")
+    measured = {"run_dir": str(run_dir), "run_id": meta.get("run_id"), "device": name,
+                "device_count": device.get("count"), "best_tflops": best["tflops"],
+                "best_params": best.get("params"), "efficiency": e_meas, "reference_efficiency": e_ref,
+                "reference_source": ref_source, "power_w": power,
+                "power_source": power_row.get("power_source") if power_row else "not read: spec power used"}
+    rule = (f"MFU x {scale:.3f} = measured {best['tflops']:.0f}/{peak:g} = {e_meas:.3f} / "
+            f"reference {e_ref:.3f} ({ref_source})")
+    if as_name:
+        target = table.lookup(as_name)
+        b = from_spec(target, table, dtype)
+        label = (f"projection: efficiency measured on {name} (run {meta.get('run_id')}) carried onto "
+                 f"{target.name}'s spec; not measured on {target.name}")
+        return replace(b, source="carried", label=label, mfu_scale=scale, mfu_rule=rule, measured=measured)
+    system = table.system_for(acc)
+    if power is None:
+        node, what = node_power(acc, table), "power not read: IT power from the spec table"
+    else:
+        node, what = node_power(acc, table, power), "measured power under load"
+    label = f"measured: {name} (run {meta.get('run_id')}), {what}"
+    return Basis("measured", label, acc, dtype, peak, acc.peak(dtype).source, node, scale, rule,
+                 SENSOR_ERROR if power else 0.0, system.gpu_count if system else None,
+                 system.name if system else None, measured)
+
+
+# ---------------------------------------------------------------- the chain
+
+
+# (key, label, unit) in report order; every output gets point / p5 / p50 / p95.
+OUTPUTS = (
+    ("accelerators", "accelerators", "count"),
+    ("systems", "systems", "count"),
+    ("w_per_accelerator", "all-in IT power per accelerator", "W"),
+    ("it_mw", "IT power", "MW"),
+    ("facility_mw", "facility power", "MW"),
+    ("sustained_tflops", "sustained TFLOP/s per accelerator (peak x MFU)", "TFLOP/s"),
+    ("effective_eflops", "effective training compute (x goodput)", "EFLOP/s"),
+    ("flop_per_day", "training FLOP per day", "FLOP"),
+    ("flop_per_year", "training FLOP per year", "FLOP"),
+    ("run_flop", "training FLOP in one run", "FLOP"),
+    ("energy_twh_per_year", "facility energy per year at full power", "TWh"),
+    ("flop_per_joule", "training FLOP per facility joule", "FLOP/J"),
+    ("optimal_params", "compute-optimal parameters for that run (N = sqrt(C/120))", "params"),
+    ("optimal_tokens", "compute-optimal tokens (D = 20 N)", "tokens"),
+    ("llama3_405b_runs", "in Llama 3.1 405B runs (3.8e25 FLOP)", "x"),
+)
+
+
+def chain(*, peak_tflops: Any, mfu: Any, goodput: Any, pue: Any, node_w: Any, network_w: Any,
+          days: float, facility_w: float | None = None, accelerators: float | None = None,
+          gpus_per_system: int | None = None) -> dict[str, Any]:
+    """Every output of the chain for floats or numpy arrays (one formula for point and samples).
+
+    Give `facility_w` (power mode) or `accelerators` (fixed-cluster mode)."""
+    w_acc = node_w + network_w
+    if accelerators is None:
+        it_w = facility_w / pue
+        n = it_w / w_acc
+    else:
+        n = accelerators + 0 * w_acc  # broadcast to the samples' shape
+        it_w = n * w_acc
+    fac_w = it_w * pue
+    sustained = peak_tflops * 1e12 * mfu
+    eff = n * sustained * goodput  # FLOP/s
+    run = eff * days * SECONDS_PER_DAY
+    params = np.sqrt(run / (6 * CHINCHILLA_TOKENS_PER_PARAM))  # C = 6 N D, D = 20 N
+    return {
+        "accelerators": n,
+        "systems": n / gpus_per_system if gpus_per_system else None,
+        "w_per_accelerator": w_acc,
+        "it_mw": it_w / 1e6,
+        "facility_mw": fac_w / 1e6,
+        "sustained_tflops": sustained / 1e12,
+        "effective_eflops": eff / 1e18,
+        "flop_per_day": eff * SECONDS_PER_DAY,
+        "flop_per_year": eff * SECONDS_PER_DAY * DAYS_PER_YEAR,
+        "run_flop": run,
+        "energy_twh_per_year": fac_w * 24 * DAYS_PER_YEAR / 1e12,  # W x h -> Wh; 1e12 Wh = 1 TWh
+        "flop_per_joule": eff / fac_w,
+        "optimal_params": params,
+        "optimal_tokens": CHINCHILLA_TOKENS_PER_PARAM * params,
+        "llama3_405b_runs": run / LLAMA3_405B_FLOP,
+    }
+
+
+def _draws(basis: Basis, a: Assumptions) -> dict[str, np.ndarray]:
+    """One seeded set of samples, shared by every site (common random numbers)."""
+    rng = np.random.default_rng(a.seed)
+    n = a.samples
+    node = basis.node_w.sample(rng, n)
+    if basis.sensor_error:
+        node = node * rng.uniform(1 - basis.sensor_error, 1 + basis.sensor_error, n)
+    return {"pue": a.pue.sample(rng, n), "mfu": np.minimum(a.mfu.sample(rng, n) * basis.mfu_scale, 1.0),
+            "goodput": a.goodput.sample(rng, n), "network_w": a.network_w.sample(rng, n), "node_w": node}
+
+
+def _points(basis: Basis, a: Assumptions) -> dict[str, float]:
+    return {"pue": a.pue.mode, "mfu": min(a.mfu.mode * basis.mfu_scale, 1.0), "goodput": a.goodput.mode,
+            "network_w": a.network_w.mode, "node_w": basis.node_w.mode}
+
+
+def _site(basis: Basis, a: Assumptions, draws: Mapping[str, np.ndarray], *,
+          facility_w: float | None = None, accelerators: float | None = None) -> dict[str, Any]:
+    common = dict(peak_tflops=basis.peak_tflops, days=a.days, facility_w=facility_w,
+                  accelerators=accelerators, gpus_per_system=basis.gpus_per_system)
+    point = chain(**common, **_points(basis, a))
+    mc = chain(**common, **draws)
+    outputs = {}
+    for key, label, unit in OUTPUTS:
+        if point[key] is None:
+            continue
+        p5, p50, p95 = np.percentile(mc[key], [5, 50, 95])
+        outputs[key] = {"label": label, "unit": unit, "point": float(point[key]),
+                        "p5": float(p5), "p50": float(p50), "p95": float(p95)}
+    name = format_power(facility_w) if accelerators is None else f"{accelerators:,.0f} accelerators"
+    flags = []
+    if outputs["run_flop"]["p50"] > SCALE_LIMIT_FLOP:
+        flags.append(f"run FLOP above ~{fmt_value(SCALE_LIMIT_FLOP)}: Epoch (arXiv 2411.01137) finds data "
+                     "movement cutting utilisation past this for a 3-month run; the MFU range is optimistic")
+    return {"name": name, "facility_w": facility_w, "accelerators": accelerators,
+            "outputs": outputs, "flags": flags}
+
+
+def project(basis: Basis, assumptions: Assumptions | None = None, *,
+            sites_w: Sequence[float] = DEFAULT_SITES_W, accelerators: float | None = None) -> dict[str, Any]:
+    """Point estimate and seeded Monte Carlo p5/p50/p95 of every output, per site.
+
+    Power mode: one site per facility power in `sites_w`. Fixed-cluster mode (`accelerators`):
+    one site of that many accelerators; power becomes an output."""
+    a = assumptions or Assumptions()
+    if accelerators is not None and not (math.isfinite(accelerators) and accelerators > 0):
+        raise UsageError(f"--accelerators must be positive, got {accelerators:g}")
+    draws = _draws(basis, a)
+    if accelerators is not None:
+        sites = [_site(basis, a, draws, accelerators=accelerators)]
+    else:
+        sites = [_site(basis, a, draws, facility_w=parse_power(w)) for w in sites_w]
+    notes = []
+    if basis.accelerator.preliminary:
+        notes.append(f"{basis.accelerator.name}: announced, preliminary figures ({basis.accelerator.note})")
+    if basis.mfu_scale * a.mfu.high > 1:
+        notes.append("MFU capped at 1 in some samples")
+    return {"kind": "gwbench.projection", "schema_version": SCHEMA_VERSION, "basis": basis.to_dict(),
+            "assumptions": a.to_dict(), "mode": "fixed-cluster" if accelerators is not None else "power",
+            "sites": sites, "notes": notes}
+
+
+# ---------------------------------------------------------------- generations
+
+
+def _generation_row(acc: specs.Accelerator, table: specs.HardwareTable, a: Assumptions,
+                    sites: Sequence[float], dtype: str) -> dict[str, Any]:
+    # V100 has no bf16: fp16 was its mixed-precision training dtype; used and labelled.
+    use = dtype if dtype in acc.dense_tflops else None
+    if use is None and dtype == "bf16" and "fp16" in acc.dense_tflops:
+        use = "fp16"
+    row: dict[str, Any] = {"key": acc.key, "name": acc.name, "status": acc.status, "dtype": use}
+    try:
+        if use is None:
+            raise UsageError(f"no published {dtype} peak")
+        b = from_spec(acc, table, use)
+    except UsageError as exc:
+        return row | {"skipped": str(exc)}
+    per_site = [chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=w, **_points(b, a)) for w in sites]
+    return row | {"peak_tflops": b.peak_tflops, "w_per_accelerator": per_site[0]["w_per_accelerator"],
+                  "power_source": b.node_w.source, "flop_per_joule": per_site[0]["flop_per_joule"],
+                  "sites": [{"facility_w": w, "accelerators": s["accelerators"],
+                             "flop_per_year": s["flop_per_year"],
+                             "above_scale_limit": s["run_flop"] > SCALE_LIMIT_FLOP}
+                            for w, s in zip(sites, per_site)]}
+
+
+def generations(table: specs.HardwareTable | None = None, assumptions: Assumptions | None = None, *,
+                sites_w: Sequence[float] = DEFAULT_SITES_W, dtype: str = "bf16",
+                keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Every accelerator (or those in `keys`) side by side: point estimates at the assumptions'
+    modes, since all rows share the same assumptions; `ratio vs H100` = FLOP per facility joule
+    over H100's, which is also the FLOP-per-year ratio at equal facility power."""
+    table = table or specs.load()
+    a = assumptions or Assumptions()
+    sites = [parse_power(w) for w in sites_w]
+    chosen = [table.accelerators[k] for k in keys or table.accelerators]
+    rows = [_generation_row(acc, table, a, sites, dtype) for acc in chosen]
+    base: dict[str, Any] = {}
+    if BASELINE in table.accelerators:
+        base = _generation_row(table.accelerators[BASELINE], table, a, sites, dtype)
+    for r in rows:
+        if "flop_per_joule" in r and "flop_per_joule" in base:
+            r["vs_h100"] = r["flop_per_joule"] / base["flop_per_joule"]
+    return {"kind": "gwbench.generations", "schema_version": SCHEMA_VERSION, "source": "spec",
+            "label": "spec-based: hardware table only, not measured; point estimates at default assumptions",
+            "dtype": dtype, "sites_w": sites, "assumptions": a.to_dict(), "rows": rows}
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def fmt_value(x: float | None, unit: str = "") -> str:
+    """Whole counts exactly; else 3 significant figures, with separators up to 1e9 (counts) or
+    between 100 and 1e6, and 1.23e28 beyond."""
+    if x is None:
+        return "—"
+    if unit == "count" and x == round(x) and x < 1e9:
+        return f"{x:,.0f}"
+    if unit == "count" and x < 1e9:
+        return f"{float(f'{x:.3g}'):,.0f}"
+    if 100 <= abs(x) < 1e6:
+        return f"{x:,.0f}"
+    s = f"{x:.3g}"
+    return s.replace("e+", "e").replace("e0", "e").replace("e-0", "e-")
+
+
+def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[str]:
+    def r(d: Mapping[str, Any]) -> str:
+        return str(Range(d["low"], d["mode"], d["high"]))
+    mc = f"; Monte Carlo {a['samples']} samples (triangular ranges), seed {a['seed']}" if monte_carlo else ""
+    return [f"PUE {r(a['pue'])}: {a['pue']['source']}",
+            f"MFU {r(a['mfu'])}: {a['mfu']['source']}",
+            f"goodput {r(a['goodput'])}: {a['goodput']['source']}",
+            f"network share W per accelerator {r(a['network_w'])}: {a['network_w']['source']}",
+            f"duration {a['days']:g} days{mc}"]
+
+
+def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps(result, indent=2)
+    b, sites = result["basis"], result["sites"]
+    lines = [f"gwbench projection — {b['label']}",
+             f"{b['hardware']['name']}: dense {b['dtype']} peak {b['peak_tflops']:g} TFLOP/s "
+             f"({b['peak_source']})",
+             f"IT power per accelerator (before network): {Range(**b['node_w'])} W — "
+             f"{b['node_w']['source']}",
+             f"MFU rule: {b['mfu_rule']}"]
+    if b["sensor_error"]:
+        lines.append(f"power sensor error +-{b['sensor_error']:.0%} sampled (NVML, arXiv 2312.02741)")
+    lines += _assumption_lines(result["assumptions"])
+    headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} p50", f"{s['name']} p5 – p95")]
+    rows = []
+    for key, label, unit in OUTPUTS:
+        if key not in sites[0]["outputs"]:
+            continue
+        cells = [label, unit]
+        for s in sites:
+            o = s["outputs"][key]
+            spread = f"{fmt_value(o['p5'], unit)} – {fmt_value(o['p95'], unit)}"
+            cells += [fmt_value(o["p50"], unit), spread]
+        rows.append(cells)
+    flags = [f"{s['name']}: {f}" for s in sites for f in s["flags"]] + list(result["notes"])
+    bullet = "- " if fmt == "md" else ""
+    head = "\n".join(bullet + ln for ln in lines)
+    tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
+    return "\n\n".join(p for p in (head, specs.format_table(headers, rows, fmt), tail) if p)
+
+
+def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps(result, indent=2)
+    site_names = [format_power(w) for w in result["sites_w"]]
+    headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
+    headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]
+    headers += ["FLOP per facility J", "vs H100"]
+    rows, skipped = [], []
+    for r in result["rows"]:
+        if "skipped" in r:
+            skipped.append(f"{r['name']}: {r['skipped']}")
+            continue
+        cells = [r["name"], r["status"], r["dtype"], f"{r['peak_tflops']:g}", f"{r['w_per_accelerator']:.0f}"]
+        for s in r["sites"]:
+            star = " *" if s["above_scale_limit"] else ""
+            cells += [fmt_value(s["accelerators"], "count"), fmt_value(s["flop_per_year"]) + star]
+        cells += [fmt_value(r["flop_per_joule"]), f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None]
+        rows.append(cells)
+    bullet = "- " if fmt == "md" else ""
+    head = [f"gwbench generations — {result['label']}"]
+    head += _assumption_lines(result["assumptions"], monte_carlo=False)
+    head.append("W per accelerator: system power / GPUs + network share, or TDP x 1.82 where the table "
+                "has no system (`gwbench specs NAME` for sources); preliminary rows are announced figures")
+    notes = [f"not shown: {s}" for s in skipped]
+    if any(s["above_scale_limit"] for r in result["rows"] for s in r.get("sites", [])):
+        days = result["assumptions"]["days"]
+        notes.append(f"* one {days:g}-day run above ~{fmt_value(SCALE_LIMIT_FLOP)} FLOP: "
+                     "Epoch (arXiv 2411.01137) finds data movement cutting utilisation past it")
+    tail = "\n".join(bullet + n for n in notes)
+    parts = ("\n".join(bullet + ln for ln in head), specs.format_table(headers, rows, fmt), tail)
+    return "\n\n".join(p for p in parts if p)
+
+
+# ---------------------------------------------------------------- end of `gwbench run`
+
+
+def project_run(run_dir: Path) -> str:
+    """The 1 GW / 10 GW projection for a finished run, as Markdown; also writes projection.json
+    and projection.md into the run folder. Never raises for a valid run folder: without a device
+    in the table, ok bf16 GEMM rows or a power reading, it says so in one line and shows the
+    spec-based projection of the reference generations instead."""
+    run_dir = Path(run_dir)
+    reason = None
+    try:
+        table = specs.load()
+        result: dict[str, Any] = project(from_run(run_dir, table, require_power=True))
+        text = render_projection(result, "md")
+    except Exception as exc:  # noqa: BLE001 -- the end of a long run must not crash on the summary
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        result = generations(keys=REFERENCE_GENERATIONS)
+        result["fallback_reason"] = reason
+        text = (f"No measured projection ({reason}); showing the spec-based projection of reference "
+                "generations, not measured.\n\n" + render_generations(result, "md"))
+    try:
+        (run_dir / "projection.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        (run_dir / "projection.md").write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        text += f"\n\n(could not write projection files: {exc})"
+    return text
