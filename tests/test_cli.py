@@ -138,3 +138,14 @@ def test_interrupt_then_resume(tmp_path, sig):
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
     again = gwbench("run", "--resume", str(run_dir))
     assert again.returncode == 2 and "already complete" in again.stderr
+
+
+def test_search_reports_best_shape(tmp_path):
+    r = gwbench("run", "--device", "cpu", "--search", "--m-range", "128:256:128", "--n-range", "128",
+                "--k-range", "128", "--dtype", "fp32", "--out", str(tmp_path), *FAST)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (_run_dir(tmp_path) / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {x["params"]["m"] for x in rows} == {128, 256}
+    best = max(rows, key=lambda x: x["tflops"])
+    p = best["params"]
+    assert f"search fp32: best {p['m']}x{p['n']}x{p['k']}" in r.stdout

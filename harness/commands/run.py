@@ -57,11 +57,29 @@ def main(args: argparse.Namespace) -> int:
     code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
     rows = store.rows()
     print_summary(rows, store.dir)
+    if cfg.search:
+        print(_search_best(rows))
     if not args.no_projection and code != runner.EXIT_INTERRUPTED:
         print(_projection(store.dir))
     if code == runner.EXIT_INTERRUPTED:
         print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
     return code
+
+
+def _search_best(rows: list[dict]) -> str:
+    """mamf-finder's answer: the best shape per dtype and its TFLOP/s (median and best sample)."""
+    lines = []
+    for dtype in sorted({r["dtype"] for r in rows if r["family"] == "gemm"}):
+        ok = [r for r in rows if r["family"] == "gemm" and r["dtype"] == dtype
+              and r["status"] == "ok" and r.get("tflops")]
+        if not ok:
+            lines.append(f"search {dtype}: no successful shape")
+            continue
+        best = max(ok, key=lambda r: r["tflops"])
+        p = best["params"]
+        lines.append(f"search {dtype}: best {p['m']}x{p['n']}x{p['k']} = {best['tflops']:.4g} TFLOP/s "
+                     f"median ({best['tflops_best']:.4g} best sample) over {len(ok)} shapes")
+    return "\n".join(lines)
 
 
 def _projection(run_dir: Path) -> str:
