@@ -472,7 +472,14 @@ class Window:
             counter, reason = counter_delta(start[0], end[0], end[1])
         trace = None
         if b.has_power_sensor and len(new) >= 2:
-            trace = integrate_trace([t for t, _ in new], [p for _, p in new])
+            # The first and last polls sit just outside the window's clock readings, so the
+            # trace spans slightly more (or, with gaps, less) than window_s: take its
+            # time-weighted mean power and scale it to the window, which is exact for
+            # constant power whatever the window's length.
+            span = new[-1][0] - new[0][0]
+            if span > 0:
+                mean_w = integrate_trace([t for t, _ in new], [p for _, p in new]) / span
+                trace = mean_w * window_s
 
         if counter == 0 and trace:
             # A drawing device cannot use zero energy: the counter had not ticked yet.

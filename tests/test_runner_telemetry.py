@@ -1,0 +1,39 @@
+"""The run loop with a real Telemetry object over a replayed power trace: rows carry the
+window's power and the derived efficiency; a CPU run with nothing readable says why."""
+
+import pytest
+
+from harness.cases import Case
+from harness.runner import _add_window_flags, build_row, measure_case
+from harness.telemetry import ReplayBackend, Telemetry
+
+
+def test_row_gets_power_from_window(fast_ctx):
+    # A constant 250 W "device", replayed over a minute; polled by the real sampler thread.
+    t = [i * 0.01 for i in range(6000)]
+    tel = Telemetry(ReplayBackend({"gpu0": {"t_s": t, "power_w": [250.0] * len(t)}}), sample_hz=200)
+    fast_ctx.window = lambda: tel.window(sync=fast_ctx.dev.sync)
+    case = Case.make("gemm", "matmul", "fp32", m=128, n=128, k=128, data="randn")
+    status, outcome, error = measure_case(case, fast_ctx)
+    assert status == "ok", error
+    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    _add_window_flags(row, outcome)
+    tel.close()
+    assert row["power_w"] == pytest.approx(250.0, rel=1e-6)
+    assert row["power_source"].startswith("replay")
+    assert row["tflops_per_w"] == pytest.approx(row["tflops"] / 250.0)
+    assert row["window_s"] == outcome.measurement.window_s  # ours, not the telemetry clock's
+    assert row["telemetry_short_window"] is True  # a 5 ms budget is far below 1 s
+
+
+def test_cpu_run_without_sensors_says_why(fast_ctx):
+    tel = Telemetry.create("auto", gpu=False, rapl_root="/nonexistent/powercap")
+    fast_ctx.window = lambda: tel.window(sync=fast_ctx.dev.sync)
+    case = Case.make("gemm", "matmul", "bf16", m=64, n=64, k=64, data="randn")
+    status, outcome, error = measure_case(case, fast_ctx)
+    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    tel.close()
+    assert status == "ok"
+    assert row["power_w"] is None and row["energy_j"] is None
+    assert row["power_source"].startswith("unavailable:") and "RAPL" in row["power_source"]
+    assert row.get("tflops_per_w") is None
