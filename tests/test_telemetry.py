@@ -685,3 +685,32 @@ def test_cpu_run_on_this_machine_says_why_power_is_null():
         assert "no RAPL" in s["power_source"]
         assert ("no NVML" in s["power_source"]) == (kind is None)
         assert s["window_s"] > 0
+
+
+@pytest.mark.gpu
+def test_nvml_window_reads_real_power_around_gpu_work():
+    """On a real GPU: the NVML backend opens, and a window around ~1 s of bf16 GEMMs reads
+    energy from the counter and the sampler, within a plausible band of the card's limit."""
+    import torch
+
+    from harness.telemetry import Telemetry
+
+    tel = Telemetry.create("nvml", [torch.cuda.current_device()], sample_hz=100)
+    try:
+        assert tel.source == "nvml", tel.source
+        a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+        with tel.window(sync=torch.cuda.synchronize) as w:
+            t_end = time.perf_counter() + 1.0
+            while time.perf_counter() < t_end:
+                for _ in range(8):
+                    a @ a
+                torch.cuda.synchronize()
+        s = w.summary()
+    finally:
+        tel.close()
+    assert s["energy_j"] and s["energy_j"] > 0, s
+    limit = s["power_limit_w"]
+    assert limit and 50 < s["power_w"] <= 1.2 * limit, s
+    assert s["n_power_samples"] >= 5, s
+    assert s["clock_sm_mhz"] and s["clock_sm_mhz"] > 300, s
+    assert isinstance(s["throttle"], list)
