@@ -63,8 +63,15 @@ def _figure(row: dict) -> str:
     if row.get("busbw_gbps") is not None:
         parts.append(f"busbw {row['busbw_gbps']:.4g} GB/s")
     if row.get("power_w") is not None:
-        parts.append(f"{row['power_w']:.0f} W")
+        parts.append(f"{_watts(row)} W")
     return "  ".join(parts)
+
+
+def _watts(row: dict) -> str:
+    """Power of a window under 1 s is shown in parentheses: the NVML counter and sensor
+    refresh too coarsely for it to be trusted (telemetry.short_window)."""
+    text = f"{row['power_w']:.0f}"
+    return f"({text})" if row.get("telemetry_short_window") else text
 
 
 def shape_text(row: dict) -> str:
@@ -90,7 +97,7 @@ def summary_table(rows: list[dict], limit: int = 60) -> Table:
             r["status"], f"{t * 1e3:.4g}" if t else "",
             f"{r['tflops']:.4g}" if r.get("tflops") is not None else "",
             f"{r['gbps']:.4g}" if r.get("gbps") is not None else "",
-            f"{r['power_w']:.0f}" if r.get("power_w") is not None else "",
+            _watts(r) if r.get("power_w") is not None else "",
             (note or "")[:90],
         )
     if len(rows) > limit:
@@ -110,4 +117,7 @@ def print_summary(rows: list[dict], run_dir, console: Console | None = None) -> 
     console.print(summary_table(rows))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
     console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")
+    if any(r.get("telemetry_short_window") and r.get("power_w") is not None for r in rows):
+        console.print("(W): window under 1 s or 32 iterations, power not trustworthy; "
+                      "sustained cases (--sustain) give the figure to use")
     console.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)

@@ -414,3 +414,17 @@ def test_through_the_real_cli(capsys):
     assert capsys.readouterr().err.startswith("gwbench: error: --mfu must be in (0, 1]")
     assert cli.main(["specs", "NVIDIA B200", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["key"] == "b200"
+
+
+def test_sustained_row_and_trusted_window_chosen_over_a_short_burst(make_run, table):
+    """As on a real H200 run: a 0.1 s burst reads 779 TFLOP/s at a bogus 1148 W, the 5 s
+    sustained power case 672 TFLOP/s at 696 W. The projection takes the sustained row."""
+    burst = dict(gemm_row(779.0, power_w=1148.0), telemetry_short_window=True)
+    steady = dict(gemm_row(672.0, power_w=696.0), sustained=True, telemetry_short_window=False)
+    basis = P.from_run(make_run([burst, steady]), table)
+    assert basis.measured["best_tflops"] == 672.0 and basis.measured["best_sustained"] is True
+    assert basis.measured["power_w"] == 696.0
+    assert "(sustained)" in basis.mfu_rule
+    # Only short windows: no power is taken from them.
+    basis = P.from_run(make_run([burst]), table)
+    assert basis.measured["power_w"] is None and "power not read" in basis.label
