@@ -24,3 +24,49 @@ def tflops(flop: float, time_s: float) -> float:
 
 def gbps(nbytes: float, time_s: float) -> float:
     return nbytes / time_s / 1e9
+
+
+ATTENTION_FLOP_CONVENTION = ("FlashAttention: matmul FLOP only; fwd 4*b*h*s_q*s_k*d, causal exactly /2, "
+                             "bwd 2.5*fwd, fwd+bwd 3.5*fwd; h = query heads")
+
+
+def attention_flop(b: int, h: int, s_q: int, s_k: int, d: int, causal: bool, mode: str) -> int:
+    """Matmul FLOP of softmax(Q Kᵀ) V for `mode` "fwd", "bwd" or "fwdbwd".
+
+    FlashAttention convention (Dao et al.; flash-attn benchmarks/benchmark_flash_attention.py;
+    REFERENCE.md "Attention"): the forward is two GEMMs, Q Kᵀ and P V, each 2·s_q·s_k·d per
+    head, so 4·b·h·s_q·s_k·d; a causal mask halves it (exactly /2 by convention, ignoring
+    the diagonal); the backward is five such GEMMs against the forward's two, 2.5 × fwd.
+    h counts query heads: grouped-query attention shares K/V but not the matmul work.
+    Softmax, scaling and masking are not counted.
+    """
+    for name, v in (("b", b), ("h", h), ("s_q", s_q), ("s_k", s_k), ("d", d)):
+        if v <= 0:
+            raise ValueError(f"attention dimension {name}={v} must be positive")
+    factor = {"fwd": 4, "bwd": 10, "fwdbwd": 14}.get(mode)  # 4, 2.5·4, 3.5·4
+    if factor is None:
+        raise ValueError(f"attention mode {mode!r}: choose fwd, bwd or fwdbwd")
+    flop = factor * b * h * s_q * s_k * d
+    return flop // 2 if causal else flop  # factor is even, so the halving is exact
+
+
+# STREAM words moved per element (McCalpin, STREAM "Counting Bytes and FLOPs"; BabelStream
+# adds dot): copy c=a and scale c=q·a read one array and write one; add c=a+b and triad
+# c=a+q·b read two and write one; dot reads two. No write-allocate credit: the read of c
+# that a write-back cache may do before writing it is not counted.
+STREAM_WORDS = {"copy": 2, "scale": 2, "add": 3, "triad": 3, "dot": 2}
+
+
+def stream_bytes(op: str, n: int, elem_bytes: float) -> int:
+    """Bytes a STREAM operation over arrays of `n` elements moves, by STREAM's convention."""
+    if op not in STREAM_WORDS:
+        raise ValueError(f"unknown STREAM operation {op!r}: one of {', '.join(STREAM_WORDS)}")
+    if n <= 0 or elem_bytes <= 0:
+        raise ValueError(f"STREAM arrays need n > 0 and elem_bytes > 0 (got {n}, {elem_bytes})")
+    return int(STREAM_WORDS[op] * n * elem_bytes)
+
+
+def fma_flop(n_fma: int, lanes: int = 1) -> int:
+    """A fused multiply-add is 2 FLOP (one multiply, one add, as vendors count peaks); a
+    packed instruction (half2: 2 lanes) does `lanes` of them."""
+    return 2 * n_fma * lanes
