@@ -17,8 +17,12 @@ COMMANDS = (
     "harness.commands.run",
     "harness.commands.list_cases",
     "harness.commands.report",
+    "harness.commands.compare",
+    "harness.commands.publish",
     "harness.commands.project",
+    "harness.commands.model",
     "harness.commands.specs",
+    "harness.commands.import_cmd",
 )
 
 

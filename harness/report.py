@@ -1,75 +1,532 @@
-"""Render a run as Markdown, CSV or JSON: one table per family, noisy cells flagged."""
+"""Render a run as Markdown, HTML, CSV or JSON.
+
+Tables are pivots of the tidy rows, one per family, shaped as a reader takes them in:
+GEMM shapes × dtypes (TFLOP/s), attention sequence × backend (TFLOP/s), collectives size ×
+collective (algbw / busbw GB/s), memory kernel × size (GB/s). Each figure carries its share of
+the spec peak of the run's device (harness/specs.py, looked up by the name torch/NVML
+reported, as harness/projection.py does), TFLOP/s per W where power was read, and a trailing
+"~" where the measurement was noisy (IQR > 10% of the median, harness/stats.py): flagged, not
+hidden. A family whose rows lack the fields its pivot needs is left out, never a crash.
+"""
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from harness.progress import shape_text
 from harness.results import to_frame
 
-FORMATS = ("md", "csv", "json")
 CSV_COLUMNS = ("case_id", "family", "op", "dtype", "backend", "world_size", "label", "status",
                "error", "time_s", "time_iqr_s", "n_samples", "noisy", "flop", "bytes",
                "tflops", "gbps", "power_w", "energy_j", "power_source", "tflops_per_w")
+NOISY_MARK = "~"
+LEGEND = (f"`{NOISY_MARK}` noisy (IQR > 10% of the median); `(NN%)` share of the device's dense "
+          "spec peak; `/W` per watt where power was read; `failed` / `skipped`: see the row list")
+
+
+# ------------------------------------------------------------------ small helpers
+
+
+def num(x: Any) -> float | None:
+    """A finite float or None (rows store null for what was not measured)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return float(x)
 
 
 def _num(v, fmt: str = ".4g") -> str:
-    return "" if v is None or v != v else format(v, fmt)
+    v = num(v)
+    return "" if v is None else format(v, fmt)
 
 
-def _md_escape(text: str) -> str:
+def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def header_md(meta: dict) -> str:
-    d = meta.get("device", {})
-    sw = d.get("software", {})
-    lines = [f"# gwbench run {meta.get('run_id')}", "",
-             f"- status: {meta.get('status')}; started {meta.get('started_at')}, "
-             f"finished {meta.get('finished_at')}",
-             f"- device: {d.get('name')} ({d.get('backend')}) × {d.get('count')}",
-             f"- software: torch {sw.get('torch')} (CUDA {sw.get('torch_cuda')}), "
-             f"python {sw.get('python')}, driver {d.get('driver_version', 'n/a')}",
-             f"- power limit: {d.get('power_limit_w', 'n/a')} W; telemetry: "
-             f"{(meta.get('telemetry') or {}).get('source', 'n/a')}",
-             f"- git: {(meta.get('git') or {}).get('commit')} "
-             f"(dirty: {(meta.get('git') or {}).get('dirty')})"]
-    return "\n".join(_md_escape(x) if x.startswith("- ") else x for x in lines)
+def esc(text: Any) -> str:
+    """HTML-escape anything that came from a results file (quotes too: it may land in an attribute)."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def fmt_bytes(n: Any) -> str:
+    n = num(n)
+    if n is None:
+        return "?"
+    for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):  # nccl-tests' convention
+        if n >= k:
+            return f"{n / k:g} {unit}"
+    return f"{n:g} B"
+
+
+def extra_of(row: Mapping) -> Mapping:
+    e = row.get("extra")
+    return e if isinstance(e, Mapping) else {}
+
+
+def params_of(row: Mapping) -> Mapping:
+    p = row.get("params")
+    return p if isinstance(p, Mapping) else {}
+
+
+def field_of(row: Mapping, *names: str) -> Any:
+    """First of `names` found in the row, its params or its extra (families differ)."""
+    for src in (row, params_of(row), extra_of(row)):
+        for n in names:
+            if src.get(n) is not None:
+                return src[n]
+    return None
+
+
+# ------------------------------------------------------------------ spec peaks
+
+
+def spec_for(meta: Mapping):
+    """The hardware-table entry of the run's device, or None (CPU, unknown name, bad table)."""
+    from harness import specs
+    from harness.errors import UsageError
+
+    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    if d.get("backend") == "cpu" or not d.get("name"):
+        return None
+    try:
+        return specs.load().lookup(str(d["name"]))
+    except UsageError:
+        return None
+
+
+def peak_for(acc, family: str, dtype: str | None) -> tuple[float | None, str]:
+    """(spec peak in the family's unit, unit) or (None, unit): dense TFLOP/s for compute,
+    HBM GB/s for memory, scale-up (NVLink) GB/s unidirectional for busbw."""
+    if family in ("gemm", "attention"):
+        unit = "TFLOP/s"
+        if acc is None or dtype not in acc.dense_tflops:
+            return None, unit
+        return acc.dense_tflops[dtype].value, unit
+    if family == "memory":
+        ok = acc is not None and acc.hbm_tbps
+        return (acc.hbm_tbps.value * 1e3 if ok else None), "GB/s"
+    if family == "collectives":
+        ok = acc is not None and acc.scaleup_gbps
+        return (acc.scaleup_gbps.value if ok else None), "GB/s"
+    return None, ""
+
+
+# ------------------------------------------------------------------ pivots
+
+
+@dataclass
+class Cell:
+    text: str  # the figure, formatted
+    value: float | None = None
+    share: float | None = None  # of spec peak
+    per_w: float | None = None
+    noisy: bool = False
+    status: str = "ok"
+
+    def render(self) -> str:
+        if self.status != "ok":
+            return self.status
+        s = self.text
+        if self.share is not None:
+            s += f" ({100 * self.share:.0f}%)"
+        if self.per_w is not None:
+            s += f" {self.per_w:.3g}/W"
+        return s + (NOISY_MARK if self.noisy else "")
+
+
+@dataclass
+class Pivot:
+    title: str
+    unit: str
+    corner: str
+    row_keys: list = field(default_factory=list)
+    col_keys: list = field(default_factory=list)
+    cells: dict = field(default_factory=dict)  # (row_key, col_key) -> Cell
+    note: str = ""
+
+    def add(self, r: Any, c: Any, cell: Cell) -> None:
+        if r not in self.row_keys:
+            self.row_keys.append(r)
+        if c not in self.col_keys:
+            self.col_keys.append(c)
+        old = self.cells.get((r, c))
+        # Two rows in one cell (e.g. a resumed case): keep the ok one with the higher figure.
+        if old is None or (old.status != "ok" and cell.status == "ok") or \
+                ((cell.value or 0) > (old.value or 0) and cell.status == "ok"):
+            self.cells[(r, c)] = cell
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        headers = [self.corner] + [str(c) for c in self.col_keys]
+        body = [[str(r)] + [self.cells[(r, c)].render() if (r, c) in self.cells else ""
+                            for c in self.col_keys] for r in self.row_keys]
+        return headers, body
+
+
+def _cell(row: Mapping, value: float | None, peak: float | None, fmt: str = ".4g",
+          per_w: bool = True) -> Cell:
+    status = str(row.get("status"))
+    if status != "ok" or value is None:
+        return Cell("", status=status if status != "ok" else "n/a")
+    share = value / peak if peak else None
+    pw = num(row.get("tflops_per_w")) if per_w else None
+    return Cell(format(value, fmt), value, share, pw, bool(row.get("noisy")))
+
+
+def _sort_key(x: Any):
+    return (0, x, "") if isinstance(x, (int, float)) else (1, 0, str(x))
+
+
+def _gemm(rows: list[dict], acc) -> list[Pivot]:
+    pv = Pivot("GEMM: TFLOP/s by shape (m×n×k) and dtype", "TFLOP/s", "shape")
+    for r in rows:
+        p = params_of(r)
+        if not {"m", "n", "k"} <= p.keys() or not r.get("dtype"):
+            continue
+        shape = f"{p['m']}×{p['n']}×{p['k']}"
+        if r.get("label"):
+            shape = f"{shape} {r['label']}"
+        col = r["dtype"] if r.get("op") in (None, "matmul") else f"{r['op']} {r['dtype']}"
+        pv.add(shape, col, _cell(r, num(r.get("tflops")), peak_for(acc, "gemm", r["dtype"])[0]))
+    return [pv] if pv.cells else []
+
+
+def _attention(rows: list[dict], acc) -> list[Pivot]:
+    groups: dict[tuple, Pivot] = {}
+    for r in rows:
+        seq = field_of(r, "seq")
+        backend = r.get("backend") or field_of(r, "backend")
+        if seq is None or backend is None:
+            continue
+        causal = field_of(r, "causal")
+        hd, op, dt = field_of(r, "head_dim"), r.get("op", "?"), r.get("dtype", "?")
+        key = (op, dt, hd, bool(causal))
+        if key not in groups:
+            title = (f"attention {op} {dt}: TFLOP/s by sequence and backend "
+                     f"(head_dim {hd}, {'causal' if causal else 'non-causal'})")
+            groups[key] = Pivot(title, "TFLOP/s", "seq")
+        groups[key].add(seq, backend, _cell(r, num(r.get("tflops")), peak_for(acc, "attention", dt)[0]))
+    return _sorted(groups)
+
+
+def _collectives(rows: list[dict], acc) -> list[Pivot]:
+    peak = peak_for(acc, "collectives", None)[0]
+    groups: dict[tuple, Pivot] = {}
+    for r in rows:
+        size = field_of(r, "size_bytes", "nbytes", "size")
+        ex = extra_of(r)
+        alg = num(ex.get("algbw_gbps", r.get("algbw_gbps")))
+        bus = num(ex.get("busbw_gbps", r.get("busbw_gbps")))
+        if size is None or (r.get("status") == "ok" and alg is None and bus is None):
+            continue
+        ws = r.get("world_size", 1)
+        key = (r.get("dtype", "?"), r.get("backend", "?"), ws)
+        if key not in groups:
+            groups[key] = Pivot(f"collectives {key[0]} ({key[1]}, {ws} ranks): algbw / busbw GB/s "
+                                "by message size", "GB/s", "size")
+        coll = r.get("op", "?")
+        placement = field_of(r, "placement")
+        if placement:
+            coll = f"{coll} {str(placement).replace('_', '-')}"
+        c = _cell(r, bus, peak, per_w=False)
+        if c.status == "ok":
+            c.text = f"{_num(alg, '.3g') or '?'} / {_num(bus, '.3g') or '?'}"
+        groups[key].add(size, coll, c)
+    for pv in groups.values():  # sizes in bytes sort numerically, then print in nccl-tests' units
+        pv.row_keys = sorted(pv.row_keys, key=_sort_key)
+        pv.cells = {(fmt_bytes(r), c): v for (r, c), v in pv.cells.items()}
+        pv.row_keys = [fmt_bytes(r) for r in pv.row_keys]
+        pv.note = "busbw share of the spec NVLink bandwidth (unidirectional) in parentheses"
+    return list(groups.values())
+
+
+def _memory(rows: list[dict], acc) -> list[Pivot]:
+    peak = peak_for(acc, "memory", None)[0]
+    groups: dict[str, Pivot] = {}
+    for r in rows:
+        size = field_of(r, "size_bytes", "array_bytes", "nbytes")
+        n = params_of(r).get("n")
+        if size is None and n is None:
+            continue
+        if r.get("op") == "peak_fma":
+            continue
+        dtype = r.get("dtype", "?")
+        kernel = f"{r.get('op', '?')} ({r.get('backend', '?')})"
+        size_label = fmt_bytes(size) if size is not None else f"n={n}"
+        # Only HBM/DRAM-resident kernels are judged against the HBM peak.
+        is_local = r.get("op") in ("copy", "scale", "add", "triad", "dot", "d2d")
+        g = groups.setdefault(dtype, Pivot(f"memory {dtype}: GB/s by kernel and size", "GB/s", "kernel"))
+        g.add(kernel, size_label, _cell(r, num(r.get("gbps")), peak if is_local else None, per_w=False))
+    for pv in groups.values():
+        pv.note = "share of the spec HBM bandwidth for device-local kernels"
+    return list(groups.values())
+
+
+def _sorted(groups: Mapping[Any, Pivot]) -> list[Pivot]:
+    out = []
+    for pv in groups.values():
+        pv.row_keys = sorted(pv.row_keys, key=_sort_key)
+        out.append(pv)
+    return out
+
+
+PIVOTS: dict[str, Callable[[list[dict], Any], list[Pivot]]] = {
+    "gemm": _gemm, "attention": _attention, "collectives": _collectives, "memory": _memory}
+
+
+def pivots(meta: Mapping, rows: list[dict]) -> dict[str, list[Pivot]]:
+    """Family -> its pivot tables; a family whose rows do not fit its pivot is left out."""
+    acc = spec_for(meta)
+    fams: dict[str, list[dict]] = {}
+    for r in rows:
+        fams.setdefault(str(r.get("family")), []).append(r)
+    out = {}
+    for fam, fam_rows in fams.items():
+        fn = PIVOTS.get(fam)
+        if fn is None:
+            continue
+        try:
+            tables = fn(fam_rows, acc)
+        except (TypeError, ValueError, KeyError, AttributeError):  # rows of an unexpected shape
+            tables = []
+        if tables:
+            out[fam] = tables
+    return out
+
+
+# ------------------------------------------------------------------ header and projection
+
+
+def system_facts(meta: Mapping) -> list[tuple[str, str]]:
+    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    sw = d.get("software") if isinstance(d.get("software"), Mapping) else {}
+    tel = meta.get("telemetry") if isinstance(meta.get("telemetry"), Mapping) else {}
+    git = meta.get("git") if isinstance(meta.get("git"), Mapping) else {}
+    acc = spec_for(meta)
+    nccl = sw.get("nccl") or d.get("nccl_version") or "n/a"
+    return [
+        ("run", f"{meta.get('run_id')} ({meta.get('status')}); started {meta.get('started_at')}, "
+                f"finished {meta.get('finished_at')}"),
+        ("host", str(d.get("host", "n/a"))),
+        ("device", f"{d.get('name')} ({d.get('backend')}) × {d.get('count')}"
+                   + (f"; spec entry {acc.name}" if acc else "; no spec entry (shares not shown)")),
+        ("software", f"driver {d.get('driver_version', 'n/a')}, CUDA {sw.get('torch_cuda') or 'n/a'}, "
+                     f"torch {sw.get('torch')}, NCCL {nccl}, python {sw.get('python')}"),
+        ("power", f"limit {d.get('power_limit_w', 'n/a')} W; telemetry {tel.get('source', 'n/a')}"),
+        ("git", f"{git.get('commit')} (dirty: {git.get('dirty')})"),
+    ]
+
+
+def projection_lines(run_dir: Path | None, meta: Mapping) -> list[str]:
+    """The run's 1 GW / 10 GW projection in one line per site: projection.json written by the
+    run if present, else computed now (measured basis), else the reason there is none."""
+    from harness import projection
+
+    if run_dir is None:
+        return ["projection: not computed (no run folder)"]
+    result = None
+    path = Path(run_dir) / "projection.json"
+    try:
+        if path.is_file():
+            result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        result = None
+    if not isinstance(result, Mapping) or result.get("kind") != "gwbench.projection":
+        reason = (result or {}).get("fallback_reason") if isinstance(result, Mapping) else None
+        if reason:
+            return [f"projection: none measured ({reason}); see the projection page for spec-based figures"]
+        try:
+            basis = projection.from_run(Path(run_dir))
+            result = projection.project(basis, projection.Assumptions(samples=20_000))
+        except Exception as exc:  # noqa: BLE001 -- a report must render without a projection
+            return [f"projection: none measured ({' '.join(str(exc).split())})"]
+    return projection_summary(result)
+
+
+def projection_summary(result: Mapping) -> list[str]:
+    from harness.projection import fmt_value
+
+    lines = [f"projection basis: {result.get('basis', {}).get('label')}"]
+    for s in result.get("sites", []):
+        o = (s.get("outputs") or {}).get("flop_per_year")
+        if o:
+            lines.append(f"{s.get('name')}: {fmt_value(o.get('p50'))} training FLOP/year "
+                         f"(p5–p95 {fmt_value(o.get('p5'))} – {fmt_value(o.get('p95'))})")
+    return lines
+
+
+# ------------------------------------------------------------------ renderers
+
+
+def header_md(meta: dict, run_dir: Path | None = None) -> str:
+    lines = [f"# gwbench run {_md_escape(meta.get('run_id'))}", ""]
+    lines += [f"- {k}: {_md_escape(v)}" for k, v in system_facts(meta)]
+    lines += [f"- {_md_escape(x)}" for x in projection_lines(run_dir, meta)]
+    return "\n".join(lines)
+
+
+def pivot_md(pv: Pivot) -> str:
+    headers, body = pv.table()
+    out = [f"### {_md_escape(pv.title)}", "",
+           "| " + " | ".join(_md_escape(h) for h in headers) + " |",
+           "|---|" + "|".join("---:" for _ in headers[1:]) + "|"]
+    out += ["| " + " | ".join(_md_escape(c) for c in r) + " |" for r in body]
+    if pv.note:
+        out += ["", f"_{_md_escape(pv.note)}_"]
+    return "\n".join(out)
 
 
 def family_md(family: str, rows: list[dict]) -> str:
-    out = [f"## {family}", "",
-           "| op | case | dtype | status | median ms | IQR % | TFLOP/s | GB/s | W | TFLOP/s/W | note |",
-           "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    """Every row of a family, one line each: the list behind the pivots, with errors."""
+    out = [f"### {family}: all rows", "",
+           "| op | case | dtype | backend | status | median ms | IQR % | TFLOP/s | GB/s | W | TFLOP/s/W | note |",
+           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        t, iqr = r.get("time_s"), r.get("time_iqr_s")
+        t, iqr = num(r.get("time_s")), num(r.get("time_iqr_s"))
         iqr_pct = 100 * iqr / t if t and iqr is not None else None
         note = r.get("error") or ("noisy" if r.get("noisy") else "")
         case = f"{r.get('label') or ''} {shape_text(r)}".strip()
         out.append("| " + " | ".join(_md_escape(x) for x in (
-            r["op"], case, r["dtype"], r["status"], _num(t * 1e3 if t else None),
-            _num(iqr_pct, ".1f"), _num(r.get("tflops")), _num(r.get("gbps")),
-            _num(r.get("power_w"), ".0f"), _num(r.get("tflops_per_w"), ".3g"), note)) + " |")
+            r.get("op"), case, r.get("dtype"), r.get("backend"), r.get("status"),
+            _num(t * 1e3 if t else None), _num(iqr_pct, ".1f"), _num(r.get("tflops")),
+            _num(r.get("gbps")), _num(r.get("power_w"), ".0f"), _num(r.get("tflops_per_w"), ".3g"),
+            note)) + " |")
     return "\n".join(out)
 
 
-def render(meta: dict, rows: list[dict], fmt: str = "md") -> str:
-    if fmt == "json":
-        return json.dumps({"run": meta, "rows": rows}, indent=1, sort_keys=True)
-    if fmt == "csv":
-        frame = to_frame(rows)
-        cols = [c for c in CSV_COLUMNS if c in frame.columns]
-        cols += sorted(c for c in frame.columns if c.startswith("p_"))
-        buf = io.StringIO()
-        frame[cols].to_csv(buf, index=False)
-        return buf.getvalue()
-    parts = [header_md(meta)]
-    families: dict[str, list[dict]] = {}
+def _by_family(rows: Iterable[dict]) -> dict[str, list[dict]]:
+    fams: dict[str, list[dict]] = {}
     for r in rows:
-        families.setdefault(r["family"], []).append(r)
-    for fam, fam_rows in families.items():
+        fams.setdefault(str(r.get("family")), []).append(r)
+    return fams
+
+
+def render_md(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+    parts = [header_md(meta, run_dir)]
+    pv = pivots(meta, rows)
+    if pv:
+        parts.append(LEGEND)
+    for fam, fam_rows in _by_family(rows).items():
+        parts.append(f"## {fam}")
+        parts += [pivot_md(p) for p in pv.get(fam, [])]
         parts.append(family_md(fam, fam_rows))
     if not rows:
         parts.append("(no rows yet)")
     return "\n\n".join(parts) + "\n"
+
+
+def pivot_html(pv: Pivot) -> str:
+    headers, body = pv.table()
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    trs = []
+    for r in body:
+        tds = [f"<th>{esc(r[0])}</th>"]
+        for c in r[1:]:
+            cls = ' class="noisy"' if c.endswith(NOISY_MARK) else (
+                ' class="bad"' if c in ("failed", "skipped", "n/a") else "")
+            tds.append(f"<td{cls}>{esc(c)}</td>")
+        trs.append("<tr>" + "".join(tds) + "</tr>")
+    note = f"<p class=\"note\">{esc(pv.note)}</p>" if pv.note else ""
+    return (f"<h3>{esc(pv.title)}</h3>\n<table class=\"pivot\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table>{note}")
+
+
+def rows_html(rows: list[dict]) -> str:
+    cols = ("family", "op", "dtype", "backend", "status", "case", "median ms", "TFLOP/s", "GB/s", "W", "note")
+    trs = []
+    for r in rows:
+        t = num(r.get("time_s"))
+        vals = (r.get("family"), r.get("op"), r.get("dtype"), r.get("backend"), r.get("status"),
+                f"{r.get('label') or ''} {shape_text(r)}".strip(), _num(t * 1e3 if t else None),
+                _num(r.get("tflops")), _num(r.get("gbps")), _num(r.get("power_w"), ".0f"),
+                r.get("error") or ("noisy" if r.get("noisy") else ""))
+        trs.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>")
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    return f"<table class=\"rows\"><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:2px 6px;
+font-size:0.85em}td{text-align:right}thead th{background:#eee}.noisy{background:#fff5d6}
+.bad{color:#a00}.better{background:#dff5df}.worse{background:#f9dcdc}.note{color:#555;font-size:0.85em}
+img{max-width:48%;margin:0.5%;border:1px solid #ddd}code{background:#f4f4f4}"""
+
+
+def html_page(title: str, body: str, nav: str = "") -> str:
+    """A whole self-contained page: inline CSS, no script, no external resource."""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+            f"img-src 'self' data:; style-src 'unsafe-inline'\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>{nav}\n{body}\n</body></html>\n")
+
+
+def render_html_body(meta: dict, rows: list[dict], run_dir: Path | None = None,
+                     figures: Iterable[str] = ()) -> str:
+    facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in system_facts(meta))
+    facts += "".join(f"<li>{esc(x)}</li>" for x in projection_lines(run_dir, meta))
+    parts = [f"<h1>gwbench run {esc(meta.get('run_id'))}</h1><ul class=\"facts\">{facts}</ul>"]
+    figs = list(figures)
+    if figs:
+        parts.append("<h2>figures</h2>" + "".join(
+            f"<img src=\"{esc(f)}\" alt=\"{esc(Path(f).stem)}\">" for f in figs))
+    pv = pivots(meta, rows)
+    if pv:
+        parts.append(f"<p class=\"note\">{esc(LEGEND.replace('`', ''))}</p>")
+    for fam, tables in pv.items():
+        parts.append(f"<h2>{esc(fam)}</h2>" + "\n".join(pivot_html(p) for p in tables))
+    parts.append("<h2>all rows</h2>" + rows_html(rows))
+    return "\n".join(parts)
+
+
+def render_html(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+    return html_page(f"gwbench run {meta.get('run_id')}", render_html_body(meta, rows, run_dir))
+
+
+def render_csv(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+    if not rows:
+        return ",".join(CSV_COLUMNS) + "\n"
+    frame = to_frame(rows)
+    for k in ("algbw_gbps", "busbw_gbps"):  # collectives keep algbw/busbw in extra
+        vals = [extra_of(r).get(k, r.get(k)) for r in rows]
+        if any(v is not None for v in vals):
+            frame[k] = vals
+    cols = [c for c in (*CSV_COLUMNS, "algbw_gbps", "busbw_gbps") if c in frame.columns]
+    cols += sorted(c for c in frame.columns if c.startswith("p_"))
+    buf = io.StringIO()
+    frame[cols].to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def render_json(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+    tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1]}
+                    for p in pts] for fam, pts in pivots(meta, rows).items()}
+    return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
+
+
+def _nccl_tests(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+    from harness.nccl_tests import format_nccl_tests  # collectives rows in nccl-tests' layout
+
+    return format_nccl_tests(rows)
+
+
+# Format name -> renderer(meta, rows, run_dir). New formats add an entry here.
+FORMATTERS: dict[str, Callable[..., str]] = {
+    "md": render_md, "html": render_html, "csv": render_csv, "json": render_json,
+    "nccl-tests": _nccl_tests,
+}
+FORMATS = tuple(FORMATTERS)
+
+
+def render(meta: dict, rows: list[dict], fmt: str = "md", run_dir: Path | None = None) -> str:
+    from harness.errors import UsageError
+
+    fn = FORMATTERS.get(fmt)
+    if fn is None:
+        raise UsageError(f"unknown format {fmt!r}: choose {', '.join(FORMATS)}")
+    return fn(meta, rows, run_dir)

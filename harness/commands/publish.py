@@ -1,0 +1,32 @@
+"""`gwbench publish RESULTS_DIR --out SITE_DIR`: a static site of every run (and results/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "publish"
+HELP = "write a static, self-contained site of the runs under RESULTS_DIR"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", type=Path, metavar="RESULTS_DIR")
+    p.add_argument("--out", type=Path, metavar="SITE_DIR", help="site folder to write")
+    p.add_argument("--index", action="store_true", help="also (re)write RESULTS_DIR/README.md, the index")
+    p.add_argument("--figures", default="latest", choices=("latest", "all", "none"),
+                   help="figures for each hardware's latest run (default), every run, or none")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness import publish
+    from harness.errors import UsageError
+
+    if args.out is None and not args.index:
+        raise UsageError("give --out SITE_DIR, --index, or both")
+    runs = publish.load_runs(args.results)
+    if args.out is not None:
+        index = publish.build_site(runs, args.out, figures=args.figures)
+        print(f"site: {index}")
+    if args.index:
+        print(f"index: {publish.write_readme(runs, args.results)}")
+    return 0

@@ -1,0 +1,322 @@
+"""Runs side by side: ratio per case, geometric mean per family, significance, marks.
+
+Rows are aligned by `case_id` (harness/cases.py: the case identity). The ratio is B's rate over
+A's (time_A / time_B on the median), so > 1 means B is faster. A case is called better or worse
+only when the raw samples (`samples_s`) differ significantly (two-sided Mann–Whitney U,
+normal approximation with tie correction; asv and pyperf likewise refuse a verdict without a
+test) AND the ratio moves by more than `min_change`; otherwise it is "same". Marks follow asv's
+compare: better / worse / same / newly failing / fixed / not comparable (skipped on either
+side, both failed, a changed definition: FLOP or bytes per call differ) / only in A / only in B.
+
+On different hardware the comparison also shows the measured ratio next to the datasheet
+ratio (dense peak of the dtype, HBM bandwidth, NVLink bandwidth) and perf per watt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.report import esc, extra_of, num, peak_for, spec_for
+
+ALPHA = 0.01  # significance level of the U test
+MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
+MIN_SAMPLES = 4  # fewer samples a side: fall back to non-overlapping [min, max] ranges
+MARKS = ("better", "worse", "same", "newly failing", "fixed", "not comparable", "only in A", "only in B")
+SYMBOL = {"better": "+", "worse": "-", "same": "=", "newly failing": "!", "fixed": "*",
+          "not comparable": "x", "only in A": "<", "only in B": ">"}
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """(U of `a`, two-sided p) by the normal approximation with tie correction and continuity
+    correction (Mann & Whitney 1947; tie term from Lehmann, Nonparametrics, 1975). Exact
+    enough from about 4 samples a side, which the timing loop always exceeds."""
+    n1, n2 = len(a), len(b)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("Mann-Whitney U needs samples on both sides")
+    pooled = sorted([(x, 0) for x in a] + [(x, 1) for x in b])
+    ranks = [0.0] * len(pooled)
+    ties = 0.0
+    i = 0
+    while i < len(pooled):  # average ranks over runs of equal values
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[k] = (i + j) / 2 + 1
+        t = j - i + 1
+        ties += t ** 3 - t
+        i = j + 1
+    r1 = sum(r for r, (_, side) in zip(ranks, pooled) if side == 0)
+    u1 = r1 - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    mu = n1 * n2 / 2
+    var = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
+    if var <= 0:
+        return u1, 1.0
+    z = (abs(u1 - mu) - 0.5) / math.sqrt(var)
+    p = math.erfc(max(z, 0.0) / math.sqrt(2))  # two-sided: 2 * (1 - Phi(z))
+    return u1, min(1.0, p)
+
+
+def _samples(row: Mapping) -> list[float]:
+    s = row.get("samples_s")
+    if not isinstance(s, list):
+        return []
+    return [float(x) for x in s if num(x) is not None and x > 0]
+
+
+def significant(a: Sequence[float], b: Sequence[float]) -> tuple[bool | None, str]:
+    """(differ?, how judged); None when there is nothing to judge from."""
+    if not a or not b:
+        return None, "no raw samples"
+    if min(len(a), len(b)) >= MIN_SAMPLES:
+        _, p = mann_whitney_u(a, b)
+        return p < ALPHA, f"Mann-Whitney p={p:.2g}"
+    apart = max(a) < min(b) or max(b) < min(a)
+    return apart, "ranges " + ("apart" if apart else "overlap") + f" ({len(a)}/{len(b)} samples)"
+
+
+def geomean(xs: Sequence[float]) -> float | None:
+    xs = [x for x in xs if x and x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+# ------------------------------------------------------------------ one case
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    family: str
+    dtype: str
+    mark: str
+    ratio: float | None = None  # B rate / A rate (> 1: B faster)
+    how: str = ""
+    a_value: float | None = None
+    b_value: float | None = None
+    unit: str = ""
+    per_w_ratio: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def _rate(row: Mapping) -> tuple[float | None, str]:
+    """The row's headline figure: busbw, TFLOP/s, GB/s, else 1/time."""
+    bus = num(extra_of(row).get("busbw_gbps", row.get("busbw_gbps")))
+    if bus:
+        return bus, "busbw GB/s"
+    for key, unit in (("tflops", "TFLOP/s"), ("gbps", "GB/s")):
+        v = num(row.get(key))
+        if v:
+            return v, unit
+    t = num(row.get("time_s"))
+    return (1 / t if t else None), "1/s"
+
+
+def _definition(row: Mapping) -> tuple:
+    return (row.get("flop"), row.get("bytes"))
+
+
+def compare_case(a: Mapping | None, b: Mapping | None) -> CaseResult:
+    r = a or b or {}
+    res = CaseResult(str(r.get("case_id")), str(r.get("family")), str(r.get("dtype")), "same")
+    if a is None:
+        res.mark = "only in B"
+        return res
+    if b is None:
+        res.mark = "only in A"
+        return res
+    sa, sb = a.get("status"), b.get("status")
+    if sa == "ok" and sb == "failed":
+        res.mark, res.how = "newly failing", str(b.get("error") or "")[:200]
+        return res
+    if sa == "failed" and sb == "ok":
+        res.mark = "fixed"
+    elif sa != "ok" or sb != "ok":
+        res.mark, res.how = "not comparable", f"status {sa} -> {sb}"
+        return res
+    if _definition(a) != _definition(b) and all(x is not None for x in _definition(a) + _definition(b)):
+        res.mark, res.how = "not comparable", "case definition changed (FLOP or bytes per call differ)"
+        return res
+    (va, unit), (vb, _) = _rate(a), _rate(b)
+    res.unit = unit
+    if res.mark == "fixed":
+        res.b_value = vb
+        return res
+    res.a_value, res.b_value = va, vb
+    ta, tb = num(a.get("time_s")), num(b.get("time_s"))
+    if ta and tb:
+        res.ratio = ta / tb  # rates are per-call work / median time: same definition, so time ratio
+    elif va and vb:
+        res.ratio = vb / va
+    pa, pb = num(a.get("tflops_per_w")), num(b.get("tflops_per_w"))
+    if pa and pb:
+        res.per_w_ratio = pb / pa
+    if res.ratio is None:
+        res.mark, res.how = "not comparable", "no figure on one side"
+        return res
+    differ, res.how = significant(_samples(a), _samples(b))
+    if differ is None:  # no raw samples: the ratio alone, with the noise threshold
+        differ, res.how = abs(res.ratio - 1) > 2 * MIN_CHANGE, "no raw samples: ratio only"
+    if differ and abs(res.ratio - 1) > MIN_CHANGE:
+        res.mark = "better" if res.ratio > 1 else "worse"
+    else:
+        res.mark = "same"
+    return res
+
+
+# ------------------------------------------------------------------ two runs
+
+
+def _device_name(meta: Mapping) -> str:
+    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    return f"{d.get('name')} ({d.get('backend')})"
+
+
+def _spec_ratio(acc_a, acc_b, family: str, dtype: str) -> float | None:
+    pa = peak_for(acc_a, family, dtype)[0]
+    pb = peak_for(acc_b, family, dtype)[0]
+    return pb / pa if pa and pb else None
+
+
+def compare_runs(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> dict[str, Any]:
+    """The comparison of run B against baseline A; UsageError when they share no case or differ
+    in schema version."""
+    (meta_a, rows_a), (meta_b, rows_b) = a, b
+    va, vb = meta_a.get("schema_version"), meta_b.get("schema_version")
+    if va != vb:
+        raise UsageError(f"runs {meta_a.get('run_id')} and {meta_b.get('run_id')} have different schema "
+                         f"versions ({va!r} vs {vb!r}): not comparable")
+    by_a = {r["case_id"]: r for r in rows_a}
+    by_b = {r["case_id"]: r for r in rows_b}
+    common = [c for c in by_a if c in by_b]
+    if not common:
+        raise UsageError(f"runs {meta_a.get('run_id')} and {meta_b.get('run_id')} have no case in common")
+    ids = list(by_a) + [c for c in by_b if c not in by_a]
+    cases = [compare_case(by_a.get(c), by_b.get(c)) for c in ids]
+    same_hw = _device_name(meta_a) == _device_name(meta_b)
+    acc_a, acc_b = spec_for(meta_a), spec_for(meta_b)  # once: the table lookup is not free
+    families: dict[str, dict[str, Any]] = {}
+    for c in cases:
+        f = families.setdefault(c.family, {"ratios": [], "per_w": [], "marks": dict.fromkeys(MARKS, 0),
+                                           "spec": {}})
+        f["marks"][c.mark] += 1
+        if c.ratio and c.mark in ("better", "worse", "same"):
+            f["ratios"].append(c.ratio)
+            if c.per_w_ratio:
+                f["per_w"].append(c.per_w_ratio)
+            if not same_hw:
+                s = _spec_ratio(acc_a, acc_b, c.family, c.dtype)
+                if s:
+                    f["spec"].setdefault(c.dtype if c.family in ("gemm", "attention") else "", []).append(
+                        (c.ratio, s))
+    summary = {}
+    for fam, f in families.items():
+        spec = {dt: {"measured": geomean([m for m, _ in pairs]), "spec": pairs[0][1], "n": len(pairs)}
+                for dt, pairs in f["spec"].items()}
+        summary[fam] = {"geomean_ratio": geomean(f["ratios"]), "n": len(f["ratios"]),
+                        "perf_per_w_ratio": geomean(f["per_w"]), "marks": f["marks"], "vs_spec": spec}
+    return {"kind": "gwbench.compare", "a": {"run_id": meta_a.get("run_id"), "device": _device_name(meta_a)},
+            "b": {"run_id": meta_b.get("run_id"), "device": _device_name(meta_b)},
+            "same_hardware": same_hw, "families": summary, "cases": [c.to_dict() for c in cases],
+            "software": _software_diff(meta_a, meta_b)}
+
+
+def _software_diff(meta_a: Mapping, meta_b: Mapping) -> list[str]:
+    def sw(m):
+        d = m.get("device") if isinstance(m.get("device"), Mapping) else {}
+        s = d.get("software") if isinstance(d.get("software"), Mapping) else {}
+        return {**{k: v for k, v in s.items() if isinstance(v, (str, int, float)) or v is None},
+                "driver": d.get("driver_version")}
+    x, y = sw(meta_a), sw(meta_b)
+    return [f"{k}: {x.get(k)} -> {y.get(k)}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+
+
+def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
+    """Baseline = the first run; one comparison per other run."""
+    from harness.results import load_run
+
+    if len(runs) < 2:
+        raise UsageError("compare needs two or more run folders (the first is the baseline)")
+    loaded = [load_run(Path(r)) for r in runs]
+    return [compare_runs(loaded[0], other) for other in loaded[1:]]
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _x(v: float | None, fmt: str = ".3f") -> str:
+    return "—" if v is None else f"{v:{fmt}}x"
+
+
+def _fig(v: float | None) -> str:
+    return "" if v is None else f"{v:.4g}"
+
+
+def render_md(result: Mapping[str, Any], show_same: bool = True) -> str:
+    def md(s: Any) -> str:
+        return str(s).replace("|", "\\|").replace("\n", " ")
+
+    a, b = result["a"], result["b"]
+    lines = [f"## {md(b['run_id'])} vs baseline {md(a['run_id'])}", "",
+             f"- A: {md(a['device'])}; B: {md(b['device'])}" +
+             ("" if result["same_hardware"] else " (different hardware: measured vs spec ratios below)"),
+             "- ratio = B rate / A rate (> 1: B faster); better/worse need Mann-Whitney p < "
+             f"{ALPHA} on the raw samples and a change above {MIN_CHANGE:.0%}"]
+    lines += [f"- software changed: {md(s)}" for s in result.get("software", [])]
+    lines += ["", "| family | geomean ratio | cases | perf/W ratio | " +
+              " | ".join(MARKS) + " |", "|---|---:|---:|---:|" + "---:|" * len(MARKS)]
+    for fam, f in result["families"].items():
+        lines.append(f"| {md(fam)} | {_x(f['geomean_ratio'])} | {f['n']} | {_x(f['perf_per_w_ratio'])} | "
+                     + " | ".join(str(f["marks"][m]) for m in MARKS) + " |")
+    spec_rows = [(fam, dt, s) for fam, f in result["families"].items() for dt, s in f["vs_spec"].items()]
+    if spec_rows:
+        lines += ["", "| family | dtype | measured ratio | spec ratio | measured / spec |", "|---|---|---:|---:|---:|"]
+        for fam, dt, s in spec_rows:
+            rel = s["measured"] / s["spec"] if s["measured"] and s["spec"] else None
+            lines.append(f"| {md(fam)} | {md(dt or '-')} | {_x(s['measured'])} | {_x(s['spec'])} | {_x(rel, '.2f')} |")
+    lines += ["", "| mark | case | A | B | unit | ratio | judged by |", "|---|---|---:|---:|---|---:|---|"]
+    for c in result["cases"]:
+        if c["mark"] == "same" and not show_same:
+            continue
+        lines.append(f"| {SYMBOL[c['mark']]} {c['mark']} | {md(c['case_id'])} | {_fig(c['a_value'])} | "
+                     f"{_fig(c['b_value'])} | {md(c['unit'])} | {_x(c['ratio'])} | {md(c['how'])} |")
+    return "\n".join(lines)
+
+
+def render_html(result: Mapping[str, Any]) -> str:
+    a, b = result["a"], result["b"]
+    out = [f"<h2>{esc(b['run_id'])} vs baseline {esc(a['run_id'])}</h2>",
+           f"<p>A: {esc(a['device'])}; B: {esc(b['device'])}. Ratio = B rate / A rate (&gt; 1: B faster); "
+           f"better/worse need Mann-Whitney p &lt; {ALPHA} and a change above {MIN_CHANGE:.0%}.</p>"]
+    if result.get("software"):
+        out.append("<p class=\"note\">software changed: " + esc("; ".join(result["software"])) + "</p>")
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("family", "geomean ratio", "cases", "perf/W ratio", *MARKS))
+    trs = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
+        fam, _x(f["geomean_ratio"]), f["n"], _x(f["perf_per_w_ratio"]), *(f["marks"][m] for m in MARKS)))
+        + "</tr>" for fam, f in result["families"].items())
+    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+    spec = [(fam, dt, s) for fam, f in result["families"].items() for dt, s in f["vs_spec"].items()]
+    if spec:
+        trs = "".join(f"<tr><td>{esc(fam)}</td><td>{esc(dt or '-')}</td><td>{_x(s['measured'])}</td>"
+                      f"<td>{_x(s['spec'])}</td></tr>" for fam, dt, s in spec)
+        out.append("<table><thead><tr><th>family</th><th>dtype</th><th>measured ratio</th><th>spec ratio</th>"
+                   f"</tr></thead><tbody>{trs}</tbody></table>")
+    trs = []
+    for c in result["cases"]:
+        cls = {"better": "better", "worse": "worse", "newly failing": "worse", "fixed": "better"}.get(c["mark"], "")
+        trs.append(f"<tr class=\"{cls}\">" + "".join(f"<td>{esc(v)}</td>" for v in (
+            c["mark"], c["case_id"], _fig(c["a_value"]), _fig(c["b_value"]), c["unit"], _x(c["ratio"]),
+            c["how"])) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("mark", "case", "A", "B", "unit", "ratio", "judged by"))
+    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
+    return "\n".join(out)

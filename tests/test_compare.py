@@ -1,0 +1,94 @@
+"""compare: marks on crafted runs, Mann-Whitney U, and the one-line errors."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness import compare
+from harness.errors import UsageError
+from harness.results import SCHEMA_VERSION, RunStore
+from tests.conftest import gwbench
+
+
+def row(cid, median, status="ok", flop=2e9, jitter=0.01, seed=0, dtype="bf16", power=None):
+    rng = random.Random(seed)
+    samples = [median * (1 + rng.uniform(-jitter, jitter)) for _ in range(30)] if status == "ok" else None
+    t = sorted(samples)[15] if samples else None
+    tf = flop / t / 1e12 if t else None
+    return {"schema_version": SCHEMA_VERSION, "case_id": cid, "family": "gemm", "op": "matmul",
+            "dtype": dtype, "backend": "torch", "params": {"m": 1, "n": 1, "k": 1}, "status": status,
+            "samples_s": samples, "time_s": t, "flop": flop, "bytes": 1e6, "tflops": tf,
+            "power_w": power, "tflops_per_w": tf / power if tf and power else None,
+            "error": "boom" if status == "failed" else None}
+
+
+def meta(name="NVIDIA H100 80GB HBM3", rid="a"):
+    return {"schema_version": SCHEMA_VERSION, "run_id": rid,
+            "device": {"name": name, "backend": "cuda", "count": 1, "software": {"torch": "2.11"}}}
+
+
+def marks(result):
+    return {c["case_id"]: c["mark"] for c in result["cases"]}
+
+
+def test_mann_whitney_matches_known_values():
+    # Fully separated samples of 5 and 5: U = 0; the normal approximation with continuity
+    # correction gives z = (12.5 - 0.5) / sqrt(22.9167) = 2.5067, two-sided p = 0.0122.
+    u, p = compare.mann_whitney_u([1, 2, 3, 4, 5], [6, 7, 8, 9, 10])
+    assert u == 0 and p == pytest.approx(0.01219, abs=2e-4)
+    u, p = compare.mann_whitney_u([1, 2, 3], [1, 2, 3])
+    assert u == 4.5 and p == 1.0
+
+
+def test_marks_on_crafted_runs():
+    a = [row("fast", 1.0, seed=1), row("noise", 1.0, jitter=0.2, seed=2), row("breaks", 1.0, seed=3),
+         row("fixed", 1.0, status="failed"), row("skip", 1.0, status="skipped"),
+         row("redefined", 1.0, seed=4), row("gone", 1.0), row("slower", 1.0, seed=5)]
+    b = [row("fast", 0.5, seed=6), row("noise", 1.02, jitter=0.2, seed=7), row("breaks", 1.0, status="failed"),
+         row("fixed", 1.0, seed=8), row("skip", 1.0, seed=9), row("redefined", 1.0, flop=4e9, seed=10),
+         row("new", 1.0), row("slower", 1.3, seed=11)]
+    res = compare.compare_runs((meta(), a), (meta(rid="b"), b))
+    assert marks(res) == {"fast": "better", "noise": "same", "breaks": "newly failing", "fixed": "fixed",
+                          "skip": "not comparable", "redefined": "not comparable", "gone": "only in A",
+                          "new": "only in B", "slower": "worse"}
+    fast = next(c for c in res["cases"] if c["case_id"] == "fast")
+    assert fast["ratio"] == pytest.approx(2.0, rel=0.03)
+    assert res["same_hardware"] and res["families"]["gemm"]["marks"]["better"] == 1
+
+
+def test_different_hardware_shows_spec_ratio_and_per_watt():
+    a = [row("g", 1.0, seed=1, power=700)]
+    b = [row("g", 0.5, seed=2, power=1000)]
+    res = compare.compare_runs((meta(), a), (meta("NVIDIA B200", "b"), b))
+    fam = res["families"]["gemm"]
+    assert not res["same_hardware"]
+    assert fam["vs_spec"]["bf16"]["spec"] == pytest.approx(2250 / 989)
+    assert fam["vs_spec"]["bf16"]["measured"] == pytest.approx(2.0, rel=0.03)
+    assert fam["perf_per_w_ratio"] == pytest.approx(2.0 * 700 / 1000, rel=0.03)
+    assert "spec ratio" in compare.render_md(res)
+
+
+def test_errors(tmp_path):
+    with pytest.raises(UsageError, match="no case in common"):
+        compare.compare_runs((meta(), [row("x", 1)]), (meta(rid="b"), [row("y", 1)]))
+    other = meta(rid="b") | {"schema_version": 99}
+    with pytest.raises(UsageError, match="schema versions"):
+        compare.compare_runs((meta(), [row("x", 1)]), (other, [row("x", 1)]))
+    r = gwbench("compare", str(tmp_path / "nope"), str(tmp_path / "nope2"))
+    assert r.returncode == 2 and "no such run folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_compare(tmp_path):
+    dirs = []
+    for rid, rows in (("a", [row("x", 1.0, seed=1)]), ("b", [row("x", 0.5, seed=2)])):
+        s = RunStore.create(tmp_path, rid, {"device": meta()["device"]})
+        for r in rows:
+            s.append(r)
+        dirs.append(str(s.dir))
+    r = gwbench("compare", *dirs)
+    assert r.returncode == 0 and "+ better" in r.stdout, r.stderr
+    assert gwbench("compare", *dirs, "--format", "json").stdout.lstrip().startswith("[")
+    alone = gwbench("compare", dirs[0])
+    assert alone.returncode == 2 and "two or more" in alone.stderr
