@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            f"(default {projection.DEFAULT_NETWORK_W})")
     model.add_argument("--samples", type=int, default=projection.DEFAULT_SAMPLES, help="Monte Carlo samples")
     model.add_argument("--seed", type=int, default=projection.DEFAULT_SEED, help="Monte Carlo seed")
+    model.add_argument("--model", dest="perf_model", metavar="PRESET",
+                       help="predict MFU and goodput with `gwbench model` (fastest fitting layout of "
+                            "this preset on --job-gpus GPUs) instead of the defaults, e.g. 405b")
+    model.add_argument("--job-gpus", type=int, default=16384, help="GPUs per training job for --model")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
     parser.add_argument("--format", choices=("text", "md", "json"), default="text")
 
@@ -81,6 +85,12 @@ def main(args: argparse.Namespace) -> int:
         basis = projection.from_run(args.from_run, table, args.dtype, args.as_name)
     else:
         basis = projection.from_spec(args.hardware, table, args.dtype)
+    if args.perf_model:
+        from harness import perfmodel_report  # the model is optional: imported only when asked
+        basis, assumptions, note = perfmodel_report.predicted_assumptions(
+            args.perf_model, basis, assumptions, table, args.from_run, args.job_gpus, args.dtype)
     result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators)
+    if args.perf_model:
+        result["notes"].append(note)
     print(projection.render_projection(result, args.format))
     return 0

@@ -1,0 +1,72 @@
+"""`gwbench model`: predicted step time, MFU, memory and goodput of a training layout.
+
+Parsing only; the model lives in harness/perfmodel*.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness import perfmodel as PM
+from harness import perfmodel_goodput as G
+from harness import perfmodel_profile as PP
+from harness import perfmodel_report as R
+from harness import specs
+from harness.errors import UsageError
+
+NAME = "model"
+HELP = "predict training step time, MFU, memory per GPU and goodput from measured or spec rates"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="405b", help=f"preset: {', '.join(PM.PRESETS)} (default 405b)")
+    parser.add_argument("--gpus", type=int, default=16384, help="GPUs in the job (default 16384)")
+    parser.add_argument("--tp", type=int, default=8)
+    parser.add_argument("--pp", type=int, default=16)
+    parser.add_argument("--cp", type=int, default=1)
+    parser.add_argument("--vpp", type=int, default=1, help="interleaved virtual pipeline stages per GPU")
+    parser.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
+    parser.add_argument("--seq", type=int, default=8192, help="sequence length")
+    parser.add_argument("--batch-tokens", type=int, default=16 * 2**20, help="global batch in tokens (16M)")
+    parser.add_argument("--zero", type=int, default=1, help="0 none, 1 optimizer, 2 +grads, 3 +params (FSDP)")
+    parser.add_argument("--recompute", default="none", choices=PM.RECOMPUTE)
+    parser.add_argument("--precision", default="bf16", choices=PM.PRECISIONS)
+    parser.add_argument("--hardware", metavar="NAME", help="spec table profile (with --from: fills lacking rows)")
+    parser.add_argument("--from", dest="from_run", metavar="RUN_DIR", type=Path, help="measured profile")
+    parser.add_argument("--search", action="store_true", help="find the fastest layout that fits")
+    parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
+    parser.add_argument("--format", choices=("md", "text", "json"), default="md")
+
+
+def profile(args: argparse.Namespace, table: specs.HardwareTable) -> PP.Profile:
+    if args.from_run:
+        return PP.from_run(args.from_run, table, args.precision, fill=args.hardware)
+    if not args.hardware:
+        raise UsageError("give --hardware NAME (spec table) or --from RUN_DIR (measured)")
+    return PP.from_spec(args.hardware, table, args.precision)
+
+
+def main(args: argparse.Namespace) -> int:
+    table = specs.load(args.hardware_file)
+    model = PM.preset(args.model)
+    p = profile(args, table)
+    if args.gpus < 1:
+        raise UsageError(f"--gpus must be >= 1, got {args.gpus}")
+    lay = PM.Layout(args.gpus, args.tp, args.pp, args.cp, args.vpp, args.micro_batch, args.seq,
+                    args.batch_tokens, args.zero, args.recompute, args.precision)
+    info = None
+    if args.search:
+        r, tried, fit = R.search(model, lay, p)
+        info = {"tried": tried, "fit": fit}
+        lay = r.layout
+    else:
+        r = PM.step(model, lay, p)
+    mfu = R.mfu_range(model, lay, p)
+    hw = args.hardware or p.name
+    try:
+        sites = R.site_goodput(hw, table)
+    except UsageError:
+        sites = R.site_goodput(None, table)
+    print(R.render(R.result_dict(model, r, p, mfu, G.goodput(args.gpus), sites, info), args.format))
+    return 0

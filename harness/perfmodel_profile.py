@@ -1,0 +1,331 @@
+"""Hardware profile for the training performance model: the rates a step is built from.
+
+Two sources, and the profile records which of its numbers were measured and which assumed:
+
+  spec      `from_spec(NAME)`   the hardware table x the documented efficiency factors below
+  measured  `from_run(RUN_DIR)` a gwbench run folder's ok rows: GEMM rate by shape (exact layer
+                                shapes when measured, else interpolated by arithmetic intensity
+                                and size), attention by sequence and head dim, HBM bandwidth,
+                                collective busbw by message size (intra-node; inter-node when
+                                the run spanned nodes). Missing rows: a one-line UsageError that
+                                names them, unless `fill` (= --hardware as well) takes them
+                                from the spec profile, recorded as assumed.
+
+Every efficiency below is ONE documented set used for every case (no per-case tuning); `low` and
+`high` are the uncertain ranges the projection samples. No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from harness import specs
+from harness.errors import UsageError
+from harness.flops import DTYPE_BYTES
+from harness.projection import Range, read_run
+
+
+# ---------------------------------------------------------------- documented efficiency factors
+
+# Achieved/peak for large GEMMs: mamf-finder's maximum achievable matmul / dense peak (table's
+# mamf_tflops; H100 bf16 794.5/989 = 0.80). Range: REF measured 769-798 on one H200 (0.78-0.81)
+# and what a training framework reaches on layer shapes (a few % below the best shape).
+GEMM_EFF_RANGE = (0.93, 1.0, 1.02)  # multipliers of the mamf ratio
+GEMM_EFF_FALLBACK = 0.80  # H100's mamf ratio, for a generation without a mamf figure
+# FlashAttention-3 (Shah et al. 2024, REF): 740 TFLOP/s bf16 forward on H100 = 0.75 of 989. The
+# backward pass reaches ~0.55-0.6 of peak in the FA3 paper's backward figure (hdim 128, long
+# sequences); 0.57 taken. Low end: FA2's ~335 TFLOP/s (0.34) is what an old stack gets.
+ATTN_FWD_EFF = Range(0.55, 0.75, 0.78, "FlashAttention-3 740 TFLOP/s bf16 fwd on H100 (0.75); FA2 ~0.34")
+ATTN_BWD_EFF = Range(0.42, 0.57, 0.62, "FlashAttention-3 backward ~0.55-0.6 of peak (hdim 128)")
+# HBM: BabelStream triad H100 2.97 / 3.35 = 0.89, copy 2.90 (0.87) (REF, Azure ND H100 v5).
+HBM_EFF = Range(0.83, 0.87, 0.89, "BabelStream H100 copy/triad 2.90-2.97 of 3.35 TB/s; H200 0.83-0.86")
+# NVLink all_reduce busbw over the unidirectional link rate: H100 8-GPU ring 360-370 of 450
+# (0.81), NVLS ~480 (1.07: switch reduction) (REF, nccl-tests).
+NVLINK_EFF = Range(0.78, 0.81, 1.0, "nccl-tests 8x H100 all_reduce ring 360-370 GB/s of 450; NVLS ~480")
+# Inter-node: one 400 Gb/s NIC per GPU (InfiniBand NDR, as in DGX H100 and Llama 3's cluster);
+# nccl-tests reach 46-48 GB/s per NIC of 50 (REF). Rate of later generations: table has none.
+NIC_GBPS = 50.0  # 400 Gb/s per GPU; REF "InfiniBand NDR 400G"
+NIC_EFF = Range(0.80, 0.94, 0.96, "nccl-tests InfiniBand NDR 400G ~46-48 GB/s per NIC of 50 (REF)")
+# Per-collective launch/latency cost (NCCL small-message latency is ~10-30 us on NVLink, more
+# across nodes): a gwbench estimate, only noticeable for small messages.
+LAT_INTRA_S = 15e-6
+LAT_INTER_S = 30e-6
+GPUS_PER_NODE = 8  # HGX/DGX nodes (table's systems hold 8; NVL72 racks are treated as 8 here)
+# Usable HBM: datasheet "80 GB" is binary (an H100 reports 81,559 MiB = 85.5e9 B); minus a
+# reserve for the CUDA context, NCCL buffers and allocator fragmentation (gwbench estimate).
+HBM_RESERVE_B = 3e9
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The rates one GPU delivers. `gemm_points` (measured) hold (m, n, k, efficiency)."""
+
+    name: str
+    source: str  # "spec" | "measured" | "measured+spec"
+    dtype: str
+    peak_tflops: float
+    gemm_eff: float  # large-GEMM efficiency (spec) or the fallback for shapes far from the sweep
+    attn_fwd_eff: float
+    attn_bwd_eff: float
+    hbm_gbps: float  # achieved
+    intra_busbw_gbps: float  # achieved all_reduce busbw, large messages
+    inter_busbw_gbps: float
+    hbm_bytes: float  # capacity, bytes
+    gemm_points: tuple[tuple[int, int, int, float], ...] = ()
+    busbw_points: tuple[tuple[float, float], ...] = ()  # (bytes, busbw GB/s), intra-node
+    attn_points: tuple[tuple[int, int, float], ...] = ()  # (seq, head_dim, fwd efficiency)
+    measured: tuple[str, ...] = ()
+    assumed: tuple[str, ...] = ()
+    lacking: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    # -- rates (FLOP/s, B/s) ------------------------------------------------------------
+
+    def gemm_time(self, m: int, n: int, k: int) -> float:
+        return _gemm_time(self, m, n, k)
+
+    def attention_eff(self, seq: int, head_dim: int) -> tuple[float, float]:
+        """(forward, backward) efficiency vs peak; nearest measured (seq, head_dim) by log distance."""
+        if not self.attn_points:
+            return self.attn_fwd_eff, self.attn_bwd_eff
+        best = min(self.attn_points, key=lambda p: abs(math.log(p[0] / seq)) + abs(math.log(p[1] / head_dim)))
+        # Backward/forward ratio from the spec factors: runs measure the forward (REF FA convention).
+        return best[2], best[2] * self.attn_bwd_eff / self.attn_fwd_eff
+
+    def collective_time(self, nbytes: float, factor: float, inter: bool) -> float:
+        """nccl-tests: time = S x factor / busbw (factor 2(n-1)/n all_reduce, (n-1)/n RS/AG)."""
+        if nbytes <= 0 or factor <= 0:
+            return 0.0
+        if inter:
+            return LAT_INTER_S + nbytes * factor / (self.inter_busbw_gbps * 1e9)
+        return LAT_INTRA_S + nbytes * factor / (_busbw_at(self, nbytes) * 1e9)
+
+    def scaled(self, k_gemm: float, k_attn: float, k_hbm: float, k_intra: float, k_inter: float,
+               label: str) -> Profile:
+        """The same profile with its rates scaled (the uncertain-input ranges)."""
+        pts = tuple((m, n, kk, min(e * k_gemm, 1.0)) for m, n, kk, e in self.gemm_points)
+        ap = tuple((s, d, min(e * k_attn, 1.0)) for s, d, e in self.attn_points)
+        bp = tuple((b, g * k_intra) for b, g in self.busbw_points)
+        return replace(self, name=f"{self.name} ({label})", gemm_eff=min(self.gemm_eff * k_gemm, 1.0),
+                       attn_fwd_eff=min(self.attn_fwd_eff * k_attn, 1.0),
+                       attn_bwd_eff=min(self.attn_bwd_eff * k_attn, 1.0), hbm_gbps=self.hbm_gbps * k_hbm,
+                       intra_busbw_gbps=self.intra_busbw_gbps * k_intra,
+                       inter_busbw_gbps=self.inter_busbw_gbps * k_inter, gemm_points=pts,
+                       attn_points=ap, busbw_points=bp)
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = ("name", "source", "dtype", "peak_tflops", "gemm_eff", "attn_fwd_eff", "attn_bwd_eff",
+                "hbm_gbps", "intra_busbw_gbps", "inter_busbw_gbps", "hbm_bytes")
+        d = {k: getattr(self, k) for k in keys}
+        return d | {"measured": list(self.measured), "assumed": list(self.assumed),
+                    "lacking": list(self.lacking), "gemm_points": len(self.gemm_points),
+                    "notes": list(self.notes)}
+
+
+@lru_cache(maxsize=65536)
+def _gemm_time(p: Profile, m: int, n: int, k: int) -> float:
+    flop = 2.0 * m * n * k  # harness/flops.py gemm_flop
+    peak = p.peak_tflops * 1e12
+    eff = p.gemm_eff
+    if p.gemm_points:
+        eff = _interpolated_eff(p.gemm_points, m, n, k, p.gemm_eff)
+        if eff is None:  # an exact layer shape was measured: its rate, no roofline
+            return flop / (peak * _exact_eff(p.gemm_points, m, n, k))
+    # Roofline for shapes the big-GEMM efficiency does not describe (thin, small): compulsory
+    # traffic (harness/flops.py gemm_bytes) at achieved HBM bandwidth bounds the time from below.
+    b = DTYPE_BYTES.get(p.dtype, 2)
+    nbytes = (m * k + k * n) * b + m * n * max(b, 2)
+    return max(flop / (peak * eff), nbytes / (p.hbm_gbps * 1e9))
+
+
+def _exact_eff(points, m, n, k) -> float:
+    return max(e for pm, pn, pk, e in points if (pm, pn, pk) == (m, n, k))
+
+
+def _interpolated_eff(points, m, n, k, fallback: float) -> float | None:
+    """None for an exactly measured shape; else inverse-distance weighting of the 4 nearest sweep
+    points in (log arithmetic intensity, log FLOP), where the rate of a GEMM mostly depends on
+    those two (roofline position and how well it fills the GPU)."""
+    if any((pm, pn, pk) == (m, n, k) for pm, pn, pk, _ in points):
+        return None
+    x = _shape_coords(m, n, k)
+    near = sorted((math.dist(x, _shape_coords(pm, pn, pk)), e) for pm, pn, pk, e in points)[:4]
+    if not near:
+        return fallback
+    w = [1.0 / (d + 1e-3) ** 2 for d, _ in near]
+    return sum(wi * e for wi, (_, e) in zip(w, near)) / sum(w)
+
+
+def _shape_coords(m: int, n: int, k: int) -> tuple[float, float]:
+    flop = 2.0 * m * n * k
+    intensity = flop / (2.0 * (m * k + k * n + m * n))
+    return math.log(intensity), math.log(flop)
+
+
+def _busbw_at(p: Profile, nbytes: float) -> float:
+    """Measured busbw at this size: log-linear between sweep points, clamped at the ends."""
+    pts = p.busbw_points
+    if not pts:
+        return p.intra_busbw_gbps
+    if nbytes <= pts[0][0]:
+        return pts[0][1]
+    for (b0, g0), (b1, g1) in zip(pts, pts[1:]):
+        if nbytes <= b1:
+            t = math.log(nbytes / b0) / math.log(b1 / b0)
+            return g0 + t * (g1 - g0)
+    return pts[-1][1]
+
+
+# ---------------------------------------------------------------- spec profile
+
+
+def _usable_hbm(acc: specs.Accelerator) -> float:
+    if acc.hbm_gb is None:
+        raise UsageError(f"{acc.name} has no HBM capacity in the hardware table")
+    return acc.hbm_gb.value * 2**30 - HBM_RESERVE_B
+
+
+def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None = None,
+              dtype: str = "bf16") -> Profile:
+    table = table or specs.load()
+    acc = name if isinstance(name, specs.Accelerator) else table.lookup(name)
+    peak = acc.peak(dtype)
+    notes = []
+    if dtype in acc.mamf_tflops:
+        eff = acc.mamf_tflops[dtype].value / peak.value
+        gemm_src = f"mamf-finder {acc.mamf_tflops[dtype].value:g}/{peak.value:g}"
+    else:
+        eff, gemm_src = GEMM_EFF_FALLBACK, f"no mamf-finder {dtype} figure: H100's 0.80 assumed"
+        notes.append(gemm_src)
+    if acc.hbm_tbps is None or acc.scaleup_gbps is None:
+        raise UsageError(f"{acc.name} lacks HBM bandwidth or scale-up link rate in the hardware table")
+    if acc.preliminary:
+        notes.append(f"{acc.name}: announced, preliminary figures")
+    assumed = (f"GEMM efficiency {eff:.3f} ({gemm_src})",
+               f"attention fwd/bwd {ATTN_FWD_EFF.mode}/{ATTN_BWD_EFF.mode} of peak ({ATTN_FWD_EFF.source})",
+               f"HBM {acc.hbm_tbps.value:g} TB/s x {HBM_EFF.mode} ({HBM_EFF.source})",
+               f"NVLink busbw {acc.scaleup_gbps.value:g} GB/s x {NVLINK_EFF.mode} ({NVLINK_EFF.source})",
+               f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} ({NIC_EFF.source})")
+    return Profile(name=acc.name, source="spec", dtype=dtype, peak_tflops=peak.value, gemm_eff=eff,
+                   attn_fwd_eff=ATTN_FWD_EFF.mode, attn_bwd_eff=ATTN_BWD_EFF.mode,
+                   hbm_gbps=acc.hbm_tbps.value * 1e3 * HBM_EFF.mode,
+                   intra_busbw_gbps=acc.scaleup_gbps.value * NVLINK_EFF.mode,
+                   inter_busbw_gbps=NIC_GBPS * NIC_EFF.mode, hbm_bytes=_usable_hbm(acc),
+                   assumed=assumed, notes=tuple(notes))
+
+
+# ---------------------------------------------------------------- measured profile
+
+
+def _ok(rows: Sequence[Mapping[str, Any]], family: str) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r.get("family") == family and r.get("status") == "ok"]
+
+
+def _num(x: Any) -> float | None:
+    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+    return float(x) if ok else None
+
+
+def _param(r: Mapping[str, Any], *names: str) -> float | None:
+    params = r.get("params") if isinstance(r.get("params"), Mapping) else {}
+    for n in names:
+        v = _num(params.get(n)) or _num(r.get(n))
+        if v:
+            return v
+    return None
+
+
+def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str = "bf16",
+             fill: str | None = None) -> Profile:
+    """A measured profile; `fill` names the spec entry that supplies lacking rows (--hardware)."""
+    table = table or specs.load()
+    meta, rows = read_run(Path(run_dir))
+    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
+    dev_name = str(device.get("name") or "unknown device")
+    if device.get("backend") == "cpu" and not fill:
+        raise UsageError(f"{run_dir} is a CPU run ({dev_name}): no accelerator to model; "
+                         "use --hardware NAME")
+    try:
+        acc = table.lookup(fill or dev_name)
+    except UsageError:
+        raise UsageError(f"{run_dir}: device {dev_name!r} is not in the hardware table; "
+                         "add --hardware NAME for its peaks") from None
+    base = from_spec(acc, table, dtype)
+    peak = base.peak_tflops
+    measured, lacking = [], []
+
+    gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and _num(r.get("tflops"))]
+    points = []
+    for r in gemm:
+        m, n, k = (_param(r, d) for d in ("m", "n", "k"))
+        if m and n and k:
+            points.append((int(m), int(n), int(k), min(r["tflops"] / peak, 1.0)))
+    if points:
+        measured.append(f"GEMM {dtype}: {len(points)} shapes, best {max(e for *_, e in points):.3f} of peak")
+    else:
+        lacking.append(f"ok {dtype} GEMM rows (family gemm)")
+
+    attn = [r for r in _ok(rows, "attention") if r.get("dtype") in (dtype, None) and _num(r.get("tflops"))]
+    apoints = []
+    for r in attn:
+        s, d = _param(r, "seq", "seq_len", "s"), _param(r, "head_dim", "d")
+        if s and d and str(r.get("op", "")).find("bwd") < 0:
+            apoints.append((int(s), int(d), min(r["tflops"] / peak, 1.0)))
+    if apoints:
+        measured.append(f"attention: {len(apoints)} (seq, head_dim) points")
+    else:
+        lacking.append("ok attention rows with seq and head_dim (family attention)")
+
+    mem = [_num(r.get("gbps")) for r in _ok(rows, "memory")]
+    mem = [g for g in mem if g]
+    if mem:
+        measured.append(f"HBM {max(mem):.0f} GB/s (best memory row)")
+    else:
+        lacking.append("ok memory bandwidth rows (family memory)")
+
+    coll = [r for r in _ok(rows, "collectives") + _ok(rows, "collective")
+            if "all_reduce" in str(r.get("op", "")) and _num(r.get("busbw_gbps"))]
+    intra = [r for r in coll if (_param(r, "nodes") or 1) <= 1 and (r.get("world_size") or 1) > 1]
+    inter = [r for r in coll if (_param(r, "nodes") or 1) > 1]
+    by_size: dict[float, float] = {}
+    for r in intra:
+        size = _param(r, "bytes", "size_bytes", "nbytes", "size")
+        if size:
+            by_size[size] = max(by_size.get(size, 0.0), r["busbw_gbps"])
+    if by_size:
+        measured.append(f"intra-node all_reduce busbw at {len(by_size)} sizes")
+    else:
+        lacking.append("ok multi-GPU all_reduce rows with a message size (family collectives)")
+
+    missing = [x for x in lacking]
+    if missing and not fill:
+        raise UsageError(f"{run_dir} lacks what a measured profile needs: {'; '.join(missing)}; "
+                         f"add --hardware {acc.key.upper()} to take those from the spec table, "
+                         "or use --hardware alone")
+    assumed = list(base.assumed) if missing else []
+    p = base
+    if points:
+        big = max(points, key=lambda q: 2.0 * q[0] * q[1] * q[2])
+        p = replace(p, gemm_points=tuple(points), gemm_eff=big[3])
+    if apoints:
+        p = replace(p, attn_points=tuple(sorted(apoints)))
+    if mem:
+        p = replace(p, hbm_gbps=max(mem))
+    if by_size:
+        pts = tuple(sorted(by_size.items()))
+        p = replace(p, busbw_points=pts, intra_busbw_gbps=pts[-1][1])
+    if inter:
+        measured.append("inter-node all_reduce busbw (multi-node run)")
+        p = replace(p, inter_busbw_gbps=max(r["busbw_gbps"] for r in inter))
+    else:
+        assumed.append(f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} (single-node run: "
+                       f"spec link rate x stated efficiency; {NIC_EFF.source})")
+    source = "measured+spec" if missing else "measured"
+    label = f"{dev_name} (run {meta.get('run_id')})"
+    return replace(p, name=label, source=source, measured=tuple(measured),
+                   assumed=tuple(dict.fromkeys(assumed)), lacking=tuple(lacking))

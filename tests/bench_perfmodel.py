@@ -1,0 +1,15 @@
+"""pytest-benchmark: `gwbench model --search` over all layouts, 16,384 GPUs, 405B (target < 5 s
+on the CPU; measured, not asserted). Run: .venv/bin/python -m pytest tests/bench_perfmodel.py"""
+
+from __future__ import annotations
+
+from harness import perfmodel as PM
+from harness import perfmodel_profile as PP
+from harness import perfmodel_report as R
+
+
+def test_search_405b_16k(benchmark):
+    model, profile = PM.preset("405b"), PP.from_spec("H100")
+    base = PM.Layout(16384, seq=8192, batch_tokens=16 * 2**20)
+    best, tried, fit = benchmark.pedantic(R.search, args=(model, base, profile), rounds=3, iterations=1)
+    benchmark.extra_info.update(tried=tried, fit=fit, best=best.layout.describe(), mfu=best.mfu)
