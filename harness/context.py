@@ -19,6 +19,12 @@ class Context:
     # Telemetry window factory (harness.telemetry); None measures without power.
     window: Callable[[], Any] | None = None
     clock: Callable[[], float] | None = None
+    # Multi-rank runs (harness/dist.py): this process's rank, the number of ranks and the
+    # torch.distributed group collectives use (None = the default group).
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    group: Any = None
 
 
 @dataclass

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.cases import DTYPES, SUITES
+from harness.errors import UsageError
 
 NAME = "run"
 HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
@@ -42,9 +43,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
                    help="idle power sampled at the start of the run (0 = skip)")
     p.add_argument("--no-projection", action="store_true", help="skip the 1 GW / 10 GW projection")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="start N local ranks (one per GPU) for the collectives; under torchrun/srun "
+                        "the launch's ranks are joined instead")
+    p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="how long a rank waits for the others (joining, each collective) before failing")
+    p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
+                   help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
+    p.add_argument("--iters", type=int, metavar="N",
+                   help="collectives: timed back-to-back calls per trial (nccl-tests -n; default 20)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness import dist
+
+    if args.nproc > 1 and dist.launched_env() is None:
+        # Launch before importing torch here: the ranks import it in parallel, and each
+        # rank validates the rest of the arguments itself.
+        if args.resume is not None:
+            raise UsageError("--resume of a multi-rank run is not supported: start a new run")
+        return dist.launch(args.nproc, dist.strip_nproc(sys.argv[1:]), args.dist_timeout)
+
     from harness import runner
     from harness.progress import print_summary
 
@@ -53,8 +72,15 @@ def main(args: argparse.Namespace) -> int:
         search=args.search, m_range=args.m_range, n_range=args.n_range, k_range=args.k_range,
         data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
         cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
-        idle_s=args.idle)
-    code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
+        idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
+        coll_sizes=args.sizes, coll_iters=args.iters)
+    try:
+        code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
+    except dist.PeerLost as exc:
+        print(f"gwbench: error: {exc}", file=sys.stderr)
+        return runner.EXIT_FAILED
+    if store.dir is None:  # a rank other than 0: rank 0 prints and writes
+        return code
     rows = store.rows()
     print_summary(rows, store.dir)
     if cfg.search:

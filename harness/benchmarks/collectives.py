@@ -1,0 +1,328 @@
+"""Collectives family: nccl-tests semantics through torch.distributed (NCCL on CUDA, gloo on CPU).
+
+Method (nccl-tests, REFERENCE.md "Collectives"): every size is warmed up; each trial
+times `iters` back-to-back calls with the host clock and one sync; each rank's time is
+reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t and busbw
+with nccl-tests' factors (harness/nccl_tests.py). Correctness is checked in separate,
+untimed calls on known rank-dependent inputs and counted as wrong elements. `run` is
+called on every rank in lockstep; the runner keeps rank 0's row.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from harness import nccl_tests
+from harness.cases import Case
+from harness.context import Context, Outcome
+from harness.dist import PeerLost
+from harness.errors import SkipCase, UsageError
+from harness.measure import Measurement
+
+FAMILY = "collectives"
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# (op, placement): torch has all_reduce, broadcast and reduce only in place (one tensor);
+# all_gather_into_tensor and reduce_scatter_tensor have both (in place = the shard is a view
+# of the full buffer, as in nccl-tests); all_to_all_single and the send/recv ring only out of place.
+OPS = (("all_reduce", "in_place"), ("all_gather", "out_of_place"), ("all_gather", "in_place"),
+       ("reduce_scatter", "out_of_place"), ("reduce_scatter", "in_place"),
+       ("alltoall", "out_of_place"), ("broadcast", "in_place"), ("reduce", "in_place"),
+       ("sendrecv", "out_of_place"))
+# (smallest, largest, factor) of S in bytes per backend and suite. The GPU standard suite
+# stops at 1 GiB (about a minute on 8 GPUs); full goes to nccl-tests' usual 8 GiB.
+SIZES = {
+    ("cuda", "quick"): (KiB, 256 * MiB, 16), ("cuda", "standard"): (KiB, GiB, 4),
+    ("cuda", "full"): (KiB, 8 * GiB, 2),
+    ("cpu", "quick"): (KiB, MiB, 4), ("cpu", "standard"): (KiB, 4 * MiB, 4),
+    ("cpu", "full"): (KiB, 16 * MiB, 2),
+}
+SUITE_DTYPES = {"quick": ("fp32",), "standard": ("fp32", "bf16"), "full": ("fp32", "bf16")}
+WARMUP_ITERS, ITERS = 5, 20  # nccl-tests' defaults (-w 5, -n 20)
+TRIALS = {"quick": 3, "standard": 5, "full": 5}
+# Rank-dependent inputs are small integers, exact in fp32; bf16 sums may round.
+TOLERANCE = {"fp32": 0.0, "bf16": 1e-2}
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": KiB, "M": MiB, "G": GiB}.get(t[-1:], 1)
+    num = t[:-1] if t[-1:] in "KMG" else t
+    if not num.isdigit() or int(num) <= 0:
+        raise UsageError(f"bad size {text!r}: expected a positive integer with optional K, M or G")
+    return int(num) * mult
+
+
+def parse_sizes(text: str) -> tuple[int, int, int]:
+    """`MIN:MAX[:FACTOR]` like nccl-tests' -b MIN -e MAX -f FACTOR (factor 2 by default)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise UsageError(f"--sizes {text!r}: expected MIN:MAX[:FACTOR], e.g. 1K:1G:4")
+    lo, hi = parse_size(parts[0]), parse_size(parts[1])
+    f = parts[2] if len(parts) == 3 else "2"
+    if not f.isdigit() or int(f) < 2 or hi < lo:
+        raise UsageError(f"--sizes {text!r}: need MIN <= MAX and an integer FACTOR >= 2")
+    if hi > 64 * GiB:
+        raise UsageError(f"--sizes {text!r}: MAX above 64G")
+    return lo, hi, int(f)
+
+
+def sizes(backend: str, suite: str, spec: str | None = None) -> list[int]:
+    lo, hi, f = parse_sizes(spec) if spec else SIZES[(backend, suite)]
+    out, s = [], lo
+    while s <= hi:
+        out.append(s)
+        s *= f
+    return out
+
+
+def cases(suite: str, ctx: Context) -> list[Case]:
+    backend = "nccl" if ctx.dev.is_cuda else "gloo"
+    swept = sizes(ctx.dev.backend, suite, ctx.options.get("coll_sizes"))
+    if ctx.world_size < 2:
+        swept = swept[:1]  # every case is a skipped row anyway: one per collective says why
+    dtypes = ctx.options.get("dtypes") or SUITE_DTYPES[suite]
+    return [Case.make(FAMILY, op, dt, backend=backend, world_size=ctx.world_size,
+                      size_bytes=s, placement=pl, label=f"{op} {pl.replace('_', '-')}")
+            for dt in dtypes for op, pl in OPS for s in swept]
+
+
+def power_case(case: Case, backend: str) -> bool:
+    return False  # rank 0's window would see one GPU of many; sustained power is per-device work
+
+
+class _Bufs:
+    """Buffers of one case and the call that runs it once, nccl-tests' layout."""
+
+    def __init__(self, op: str, placement: str, count: int, dtype, device, rank: int, n: int):
+        self.op, self.placement, self.rank, self.n = op, placement, rank, n
+        per = count // n
+        if op == "all_gather":
+            self.full = torch.empty(count, dtype=dtype, device=device)
+            self.shard = (self.full[rank * per:(rank + 1) * per] if placement == "in_place"
+                          else torch.empty(per, dtype=dtype, device=device))
+        elif op == "reduce_scatter":
+            self.full = torch.empty(count, dtype=dtype, device=device)
+            self.shard = (self.full[rank * per:(rank + 1) * per] if placement == "in_place"
+                          else torch.empty(per, dtype=dtype, device=device))
+        elif op in ("alltoall", "sendrecv"):
+            self.send = torch.empty(count, dtype=dtype, device=device)
+            self.recv = torch.empty(count, dtype=dtype, device=device)
+        else:
+            self.buf = torch.empty(count, dtype=dtype, device=device)
+
+    def inputs(self) -> list[torch.Tensor]:
+        if self.op == "all_gather":
+            return [self.shard]
+        if self.op == "reduce_scatter":
+            return [self.full]
+        if self.op in ("alltoall", "sendrecv"):
+            return [self.send]
+        return [self.buf]
+
+    def output(self) -> torch.Tensor:
+        if self.op == "all_gather":
+            return self.full
+        if self.op == "reduce_scatter":
+            return self.shard
+        if self.op in ("alltoall", "sendrecv"):
+            return self.recv
+        return self.buf
+
+    def call(self, group=None) -> None:
+        import torch.distributed as dist
+
+        op = self.op
+        if op == "all_reduce":
+            dist.all_reduce(self.buf, group=group)
+        elif op == "all_gather":
+            dist.all_gather_into_tensor(self.full, self.shard, group=group)
+        elif op == "reduce_scatter":
+            dist.reduce_scatter_tensor(self.shard, self.full, group=group)
+        elif op == "alltoall":
+            dist.all_to_all_single(self.recv, self.send, group=group)
+        elif op == "broadcast":
+            dist.broadcast(self.buf, src=0, group=group)
+        elif op == "reduce":
+            dist.reduce(self.buf, dst=0, group=group)
+        else:  # sendrecv: a ring, each rank sends to rank+1 and receives from rank-1
+            reqs = dist.batch_isend_irecv([
+                dist.P2POp(dist.isend, self.send, (self.rank + 1) % self.n, group=group),
+                dist.P2POp(dist.irecv, self.recv, (self.rank - 1) % self.n, group=group)])
+            for r in reqs:
+                r.wait()
+
+
+CHUNK = 1 << 24  # elements per step of the fill and the check: float64 temporaries stay ~128 MiB
+
+
+def _pattern(lo: int, hi: int, rank: int, dtype, device) -> torch.Tensor:
+    """Rank r holds (r+1)·((i mod 5)+1) at element i: small integers, exact in bf16 for n ≤ 8."""
+    i = torch.arange(lo, hi, device=device, dtype=torch.float64)
+    return ((rank + 1) * (torch.remainder(i, 5) + 1)).to(dtype)
+
+
+def _expected(b: _Bufs, count: int, device, lo: int, hi: int) -> torch.Tensor:
+    """Expected output elements [lo, hi) on this rank, in float64."""
+    n, r, per = b.n, b.rank, count // b.n
+    tri = n * (n + 1) / 2  # Σ_r (r+1)
+    i = torch.arange(lo, hi, device=device, dtype=torch.float64)
+    base = torch.remainder(i, 5) + 1
+    if b.op in ("all_reduce", "reduce"):  # reduce: only the root is checked
+        return tri * base
+    if b.op == "broadcast":
+        return base  # rank 0's (0+1)·pattern
+    if b.op == "all_gather":  # shard j came from rank j, which holds the pattern at offset j·per
+        return (torch.div(i, per, rounding_mode="floor") + 1) * base
+    if b.op == "reduce_scatter":  # output element k is element r·per + k of the sum
+        return tri * (torch.remainder(i + r * per, 5) + 1)
+    if b.op == "alltoall":  # block j of rank r's output = block r of rank j's input
+        owner = torch.div(i, per, rounding_mode="floor")
+        return (owner + 1) * (torch.remainder(i - owner * per + r * per, 5) + 1)
+    return ((r - 1) % n + 1) * base  # sendrecv: rank r-1's pattern
+
+
+def _fill(b: _Bufs, count: int, dtype, device) -> None:
+    per = count // b.n
+    if b.op == "all_gather":
+        targets = [(b.shard, b.rank * per)]
+    else:
+        targets = [(t, 0) for t in b.inputs()]
+        if b.op in ("alltoall", "sendrecv"):
+            b.recv.fill_(-1)
+    for t, offset in targets:
+        for lo in range(0, t.numel(), CHUNK):
+            hi = min(t.numel(), lo + CHUNK)
+            t[lo:hi].copy_(_pattern(offset + lo, offset + hi, b.rank, dtype, device))
+
+
+def _count_wrong(b: _Bufs, count: int, dtype, device, tol: float) -> tuple[int, float]:
+    if b.op == "reduce" and b.rank != 0:
+        return 0, 0.0  # torch leaves a non-root's buffer undefined after reduce
+    out = b.output()
+    wrong, rel = 0, 0.0
+    for lo in range(0, out.numel(), CHUNK):
+        hi = min(out.numel(), lo + CHUNK)
+        got = out[lo:hi].to(torch.float64)
+        exp = _expected(b, count, device, lo, hi).to(dtype).to(torch.float64)
+        err = (got - exp).abs()
+        wrong += int((err > tol * exp.abs()).sum().item())
+        rel = max(rel, float((err / exp.abs().clamp_min(1)).max().item()))
+    return wrong, rel
+
+
+def _sync_all(ctx: Context, device) -> None:
+    """A small all_reduce so every rank starts a trial together (nccl-tests starts with a barrier)."""
+    import torch.distributed as dist
+
+    t = torch.zeros(1, device=device)
+    dist.all_reduce(t, group=ctx.group)
+    ctx.dev.sync()
+
+
+def _reduce_time(ctx: Context, t: float, device) -> tuple[float, float]:
+    import torch.distributed as dist
+
+    s = torch.tensor([t], dtype=torch.float64, device=device)
+    m = s.clone()
+    dist.all_reduce(s, group=ctx.group)
+    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=ctx.group)
+    return float(s.item()) / ctx.world_size, float(m.item())
+
+
+def _sum_all(ctx: Context, value: int, device) -> int:
+    """nccl-tests' #wrong counts every rank's wrong elements."""
+    import torch.distributed as dist
+
+    x = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(x, group=ctx.group)
+    return int(x.item())
+
+
+def _unsupported(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(k in text for k in ("not supported", "unsupported", "does not support",
+                                   "no support", "not implemented", "invalid scalar type"))
+
+
+def run(case: Case, ctx: Context) -> Outcome:
+    n = ctx.world_size
+    if n < 2:
+        raise SkipCase("world size 1: collectives need two or more ranks "
+                       "(gwbench run --nproc N, or launch under torchrun/srun)")
+    if case.dtype not in TORCH_DTYPE:
+        raise SkipCase(f"dtype {case.dtype}: collectives sweep {', '.join(TORCH_DTYPE)}")
+    p = case.p
+    dtype, device = TORCH_DTYPE[case.dtype], ctx.dev.torch_device
+    esize = torch.empty(0, dtype=dtype).element_size()
+    count = (p["size_bytes"] // esize) // n * n  # nccl-tests rounds the count to a multiple of n
+    if count == 0:
+        raise SkipCase(f"size {p['size_bytes']} B holds fewer than {n} elements")
+    size = count * esize
+    b = _Bufs(case.op, p["placement"], count, dtype, device, ctx.rank, n)
+    iters = int(ctx.options.get("coll_iters") or ITERS)
+    trials = TRIALS.get(ctx.suite, 3)
+    try:
+        _fill(b, count, dtype, device)
+        b.call(ctx.group)  # first call: communicator and channel set-up, never timed
+    except Exception as exc:
+        if _unsupported(exc):
+            raise SkipCase(f"{case.backend} in torch {torch.__version__}: {case.op} "
+                           f"{case.dtype} not supported: {_line(exc)}") from None
+        raise _lost(ctx, case, exc) from None
+    try:
+        ctx.dev.sync()
+        wrong, rel = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
+        for _ in range(WARMUP_ITERS):
+            b.call(ctx.group)
+        samples, maxes = [], []
+        for _ in range(trials):
+            _fill(b, count, dtype, device)  # in-place sums grow n× per call: restart each trial
+            _sync_all(ctx, device)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                b.call(ctx.group)
+            ctx.dev.sync()
+            mean, mx = _reduce_time(ctx, (time.perf_counter() - t0) / iters, device)
+            samples.append(mean)
+            maxes.append(mx)
+        # Second untimed check after the timed calls: a corrupting transport shows here too.
+        _fill(b, count, dtype, device)
+        b.call(ctx.group)
+        ctx.dev.sync()
+        w2, rel2 = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
+        wrong = _sum_all(ctx, wrong + w2, device)
+    except Exception as exc:
+        raise _lost(ctx, case, exc) from None
+    t = sorted(samples)[len(samples) // 2]
+    factor = nccl_tests.busbw_factor(case.op, n)
+    alg = nccl_tests.algbw_gbps(size, t)
+    extra = {"size_bytes": size, "count": count, "iters": iters, "warmup_iters": WARMUP_ITERS,
+             "time_us": t * 1e6, "time_max_s": sorted(maxes)[len(maxes) // 2],
+             "time_max_samples_s": maxes, "time_reduce": "mean over ranks (max recorded)",
+             "algbw_gbps": alg, "busbw_gbps": alg * factor, "busbw_factor": factor,
+             "wrong": wrong, "nranks": n, "placement": p["placement"],
+             "redop": "sum" if case.op in ("all_reduce", "reduce", "reduce_scatter") else "none",
+             "root": 0 if case.op in ("broadcast", "reduce") else -1,
+             "busbw_max_gbps": nccl_tests.busbw_gbps(case.op, n, size, sorted(maxes)[len(maxes) // 2])}
+    check = {"ok": wrong == 0, "wrong": wrong, "max_rel_err": max(rel, rel2),
+             "tol": TOLERANCE[case.dtype], "reference": "rank-dependent integer pattern, 2 untimed calls"}
+    m = Measurement(samples_s=samples, n_warmup=WARMUP_ITERS, estimate_s=t, window_s=sum(samples) * iters)
+    return Outcome(measurement=m, nbytes=size, check=check, extra=extra)
+
+
+def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:
+    """A failure inside a collective usually means a peer is gone: stop the run, not just the case."""
+    text = str(exc).lower()
+    if any(k in text for k in ("timed out", "timeout", "connection", "peer", "closed", "broken pipe",
+                               "nccl error", "socket")):
+        return PeerLost(f"rank {ctx.rank}: {case.op} failed (another rank died or timed out after "
+                        f"{ctx.options.get('dist_timeout_s', '?')} s?): {_line(exc)}")
+    return exc
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]

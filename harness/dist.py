@@ -1,0 +1,300 @@
+"""Multi-rank runs: join a torchrun/SLURM launch, or start N local ranks, and describe them.
+
+Launch choice for `--nproc N`: the parent re-executes the same `gwbench run` command N
+times with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT on a free local port). Every rank then takes exactly the path it
+takes under a real `torchrun` or `srun` launch, so one tested path serves all three;
+torch.distributed.run's elastic agent would add seconds of start-up, restart semantics and
+its own logging, and multiprocessing.spawn would need the whole run configuration pickled.
+
+A rank that never joins or dies: init_process_group and every collective carry the
+configured timeout, and the failure surfaces as PeerLost with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class PeerLost(Exception):
+    """Another rank never joined, died or timed out: this run cannot go on."""
+
+
+@dataclass
+class World:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+    backend: str = "none"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    host: str = field(default_factory=socket.gethostname)
+    ctrl: Any = None  # a gloo group for Python objects (rows, run id); None = default group
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_env(environ=os.environ) -> dict | None:
+    """torchrun's variables when this process is one rank of a multi-rank launch, else None."""
+    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    try:
+        ws, rank = int(environ["WORLD_SIZE"]), int(environ["RANK"])
+        local = int(environ.get("LOCAL_RANK", rank))
+        local_ws = int(environ.get("LOCAL_WORLD_SIZE", ws))
+    except ValueError:
+        return None
+    if ws <= 1:
+        return None
+    return {"rank": rank, "world_size": ws, "local_rank": local, "local_world_size": local_ws,
+            "master": f"{environ.get('MASTER_ADDR', '?')}:{environ.get('MASTER_PORT', '?')}"}
+
+
+def rank_device(requested: str, env: dict | None) -> str:
+    """Under a launch each rank takes GPU LOCAL_RANK (`auto`/`cuda`); cpu stays cpu."""
+    import torch
+
+    if env is None:
+        return requested
+    req = requested.strip().lower()
+    if req in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{env['local_rank'] % max(1, torch.cuda.device_count())}"
+    return requested
+
+
+def init(backend_device: str, timeout_s: float, environ=os.environ) -> World:
+    """Join the process group described by the environment (World() when there is none).
+
+    NCCL on CUDA, gloo on the CPU. The gloo `ctrl` group carries Python objects so
+    gathering rows never touches GPU memory.
+    """
+    env = launched_env(environ)
+    if env is None:
+        return World(timeout_s=timeout_s)
+    import torch.distributed as dist
+
+    backend = "nccl" if backend_device == "cuda" else "gloo"
+    timeout = timedelta(seconds=timeout_s)
+    try:
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, init_method="env://", timeout=timeout,
+                                    rank=env["rank"], world_size=env["world_size"])
+        ctrl = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
+    except Exception as exc:
+        raise PeerLost(f"rank {env['rank']}: the process group of {env['world_size']} ranks at "
+                       f"{env['master']} did not form within {timeout_s:g} s (a rank never "
+                       f"joined?): {_one_line(exc)}") from None
+    return World(env["rank"], env["world_size"], env["local_rank"], env["local_world_size"],
+                 backend, timeout_s, ctrl=ctrl)
+
+
+def guarded(what: str, world: World):
+    """Decorator-free helper: call `fn()` and turn a distributed failure into PeerLost."""
+
+    def call(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except PeerLost:
+            raise
+        except Exception as exc:
+            raise PeerLost(f"rank {world.rank}: {what} failed (another rank died or timed out "
+                           f"after {world.timeout_s:g} s?): {_one_line(exc)}") from None
+    return call
+
+
+def broadcast_object(world: World, obj: Any) -> Any:
+    if not world.active:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    guarded("broadcast of the run id", world)(dist.broadcast_object_list, box, src=0, group=world.ctrl)
+    return box[0]
+
+
+def gather_rows(world: World, row: dict) -> list[dict] | None:
+    """Rank 0 gets every rank's row (rank order); other ranks get None."""
+    if not world.active:
+        return [row]
+    import torch.distributed as dist
+
+    box: list | None = [None] * world.world_size if world.rank == 0 else None
+    guarded("gathering rows", world)(dist.gather_object, row, box, dst=0, group=world.ctrl)
+    return box
+
+
+def all_hosts(world: World) -> list[str]:
+    if not world.active:
+        return [world.host]
+    import torch.distributed as dist
+
+    box: list = [None] * world.world_size
+    guarded("gathering host names", world)(dist.all_gather_object, box, world.host, group=world.ctrl)
+    return box
+
+
+def destroy(world: World) -> None:
+    if not world.active:
+        return
+    try:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:
+        pass  # a dead peer can make teardown fail; the rows are already written
+
+
+def facts(world: World) -> dict:
+    """World size, nodes, GPUs per node, NCCL version and NCCL_* environment, topology."""
+    import torch
+
+    hosts = all_hosts(world)
+    per_node = {h: hosts.count(h) for h in dict.fromkeys(hosts)}
+    out: dict = {"world_size": world.world_size, "backend": world.backend,
+                 "nodes": len(per_node), "ranks_per_node": per_node,
+                 "gpus_per_node": max(per_node.values()) if world.backend == "nccl" else 0,
+                 "timeout_s": world.timeout_s, "nccl_version": nccl_version(),
+                 "nccl_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("NCCL_")},
+                 "torch": torch.__version__}
+    if torch.cuda.is_available():
+        out["topology"] = nvml_topology(torch.cuda.device_count())
+    return out
+
+
+def nccl_version() -> str | None:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        v = torch.cuda.nccl.version()
+        return ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    except Exception:
+        return None
+
+
+_TOPO = {0: "same board", 10: "single PCIe switch", 20: "multiple PCIe switches",
+         30: "PCIe host bridge", 40: "same NUMA node (SMP)", 50: "across NUMA nodes (SYS)"}
+
+
+def nvml_topology(count: int) -> dict:
+    """NVLink links up per GPU and the PCIe path between each pair, where NVML tells."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:
+        return {"error": f"NVML unavailable: {_one_line(exc)}"}
+    try:
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        links = []
+        for h in handles:
+            up = 0
+            for link in range(18):  # NVML_NVLINK_MAX_LINKS is 18 on Hopper
+                try:
+                    up += pynvml.nvmlDeviceGetNvLinkState(h, link) == 1
+                except Exception:
+                    break
+            links.append(up)
+        pairs = {}
+        for i in range(count):
+            for j in range(i + 1, count):
+                try:
+                    lvl = pynvml.nvmlDeviceGetTopologyCommonAncestor(handles[i], handles[j])
+                    pairs[f"{i}-{j}"] = _TOPO.get(int(lvl), str(lvl))
+                except Exception:
+                    continue
+        return {"nvlink_links_up": links, "pcie_path": pairs}
+    except Exception as exc:
+        return {"error": _one_line(exc)}
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def free_port() -> int:
+    """A port free now (another process could take it before rank 0 binds: rare, retried by
+    the user; torchrun's standalone mode has the same race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """The child's argv: the parent's without `--nproc N` / `--nproc=N`."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
+
+
+def launch(nproc: int, argv: list[str], timeout_s: float) -> int:
+    """Start `nproc` local ranks of `python -m harness <argv>`; rank 0 prints, the rest are quiet.
+
+    When one rank fails the others get the timeout to notice (they fail with PeerLost),
+    then are stopped; the exit code is rank 0's, or the first non-zero one.
+    """
+    from harness.errors import UsageError
+
+    if not 2 <= nproc <= 1024:
+        raise UsageError(f"--nproc {nproc}: must be between 1 and 1024")
+    if not 0 < timeout_s <= 86_400:
+        raise UsageError(f"--dist-timeout {timeout_s:g}: must be in (0, 86400] seconds")
+    port = free_port()
+    procs = []
+    for rank in range(nproc):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
+                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   GROUP_RANK="0", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        stdout = None if rank == 0 else subprocess.DEVNULL
+        procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env, stdout=stdout))
+    codes: dict[int, int] = {}
+    deadline = None
+    try:
+        while len(codes) < nproc:
+            for i, p in enumerate(procs):
+                if i not in codes and p.poll() is not None:
+                    codes[i] = p.returncode
+                    if p.returncode not in (0, 1) and deadline is None:
+                        deadline = time.monotonic() + timeout_s + 15
+            if deadline is not None and time.monotonic() > deadline:
+                for i, p in enumerate(procs):
+                    if i not in codes:
+                        p.terminate()
+                        codes[i] = p.wait()
+                        print(f"gwbench: rank {i} stopped: it did not finish after another rank failed",
+                              file=sys.stderr)
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.wait()
+        return 130
+    return codes[0] if codes[0] != 0 else next((c for c in codes.values() if c), 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:400]

@@ -1,0 +1,260 @@
+"""nccl-tests semantics as pure functions: busbw factors, algbw/busbw, log parser, formatter.
+
+Source: NVIDIA/nccl-tests doc/PERFORMANCE.md (REFERENCE.md "Collectives"). algbw = S / t
+with GB = 1e9 B; busbw = algbw × a per-collective factor that makes the figure comparable
+to the hardware's link bandwidth whatever the number of ranks n. S is the nccl-tests
+"size" column: the whole buffer for all_gather / reduce_scatter / alltoall.
+
+No torch here: the importer and the report use this module on any machine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from harness.errors import UsageError
+
+# Our collective names -> busbw factor as a function of the number of ranks n.
+# all_reduce: 2(n-1)/n (a reduce-scatter then an all-gather, each moving (n-1)/n of S).
+# reduce_scatter, all_gather, alltoall: (n-1)/n. broadcast, reduce, sendrecv: 1.
+BUSBW_FACTORS: dict[str, Callable[[int], float]] = {
+    "all_reduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "alltoall": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+    "sendrecv": lambda n: 1.0,
+}
+# nccl-tests binary stem -> our name (all_reduce_perf -> all_reduce, ...).
+PERF_BINARIES = {"all_reduce": "all_reduce", "all_gather": "all_gather",
+                 "reduce_scatter": "reduce_scatter", "alltoall": "alltoall",
+                 "broadcast": "broadcast", "reduce": "reduce", "sendrecv": "sendrecv"}
+# nccl-tests type names -> gwbench dtype names (others are kept as nccl-tests spells them).
+NCCL_TYPES = {"float": "fp32", "bfloat16": "bf16", "half": "fp16", "double": "fp64",
+              "fp8e4m3": "fp8", "fp8e5m2": "fp8e5m2", "int8": "int8", "uint8": "uint8",
+              "int32": "int32", "uint32": "uint32", "int64": "int64", "uint64": "uint64"}
+DTYPE_NCCL = {"fp32": "float", "bf16": "bfloat16", "fp16": "half", "fp64": "double", "fp8": "fp8e4m3"}
+
+
+def busbw_factor(collective: str, n: int) -> float:
+    if collective not in BUSBW_FACTORS:
+        raise ValueError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
+    if n < 1:
+        raise ValueError(f"number of ranks must be >= 1, got {n}")
+    return BUSBW_FACTORS[collective](n)
+
+
+def algbw_gbps(size_bytes: float, time_s: float) -> float:
+    """algbw = S / t, GB = 1e9 B (nccl-tests PERFORMANCE.md)."""
+    return size_bytes / time_s / 1e9
+
+
+def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
+    return algbw_gbps(size_bytes, time_s) * busbw_factor(collective, n)
+
+
+# ---------------------------------------------------------------- parsing a log
+
+_RANK_LINE = re.compile(r"^#\s+Rank\s+(\d+)\s+Group\s+\d+\s+Pid\s+\d+\s+on\s+(\S+)\s+device\s+(\d+)")
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+class LogError(UsageError):
+    """Not an nccl-tests log, or a truncated one; the message names the line."""
+
+
+def collective_from_name(name: str) -> str | None:
+    """`all_reduce_perf.log`, `logs/alltoall_perf-8gpu.txt` -> the collective, else None."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for key in sorted(PERF_BINARIES, key=len, reverse=True):
+        if stem.startswith(key) or f"{key}_perf" in stem:
+            return PERF_BINARIES[key]
+    return None
+
+
+def _half(tokens: list[str], lineno: int, line: str) -> dict:
+    time_us, algbw, busbw, wrong = tokens
+    try:
+        out = {"time_us": float(time_us), "algbw_gbps": float(algbw), "busbw_gbps": float(busbw)}
+    except ValueError:
+        raise LogError(f"line {lineno}: expected time, algbw, busbw numbers: {line.strip()!r}") from None
+    out["wrong"] = None if wrong.upper() == "N/A" else _int(wrong, lineno, line)
+    return out
+
+
+def _int(text: str, lineno: int, line: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise LogError(f"line {lineno}: expected an integer, got {text!r}: {line.strip()!r}") from None
+
+
+def parse_log(text: str, collective: str | None = None, where: str = "log") -> dict:
+    """Parse all_reduce_perf-style output.
+
+    Returns {"collective", "nranks", "hosts", "header", "results": [ {size_bytes, count,
+    type, redop, root, "out_of_place": {...}, "in_place": {...}} ]}. Data lines hold
+    `size count type [redop [root]]` then time/algbw/busbw/#wrong twice (out-of-place,
+    in-place), as printed by nccl-tests 2.x.
+    """
+    if collective is not None and collective not in BUSBW_FACTORS:
+        raise LogError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
+    ranks: dict[int, tuple[str, int]] = {}
+    header: list[str] = []
+    results: list[dict] = []
+    saw_columns = False
+    saw_end = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            m = _RANK_LINE.match(s)
+            if m:
+                ranks[int(m.group(1))] = (m.group(2), int(m.group(3)))
+            elif "size" in s and "count" in s and "type" in s:
+                saw_columns = True
+            elif s.startswith("# nThread") or s.startswith("# Collective test starting"):
+                header.append(s)
+            elif "Avg bus bandwidth" in s:
+                saw_end = True
+            continue
+        if not saw_columns:
+            if results or header:
+                raise LogError(f"{where}: line {lineno}: data before the column header: {s!r}")
+            continue  # launcher noise before the nccl-tests banner
+        tokens = s.split()
+        if not re.fullmatch(r"\d+", tokens[0]):
+            # NCCL INFO/WARN lines interleave with the table; anything else is not a row.
+            if tokens[0].startswith(("NCCL", "[")) or ":" in tokens[0]:
+                continue
+            raise LogError(f"{where}: line {lineno}: not an nccl-tests result row: {s!r}")
+        if len(tokens) not in (11, 12, 13) or not re.fullmatch(r"\d+", tokens[1]):
+            raise LogError(f"{where}: line {lineno}: expected `size count type [redop [root]]` and "
+                           f"8 figures, got {len(tokens)} fields (truncated?): {s!r}")
+        head, oop, ip = tokens[:-8], tokens[-8:-4], tokens[-4:]
+        results.append({
+            "size_bytes": _int(head[0], lineno, s), "count": _int(head[1], lineno, s), "type": head[2],
+            "redop": head[3] if len(head) > 3 else None,
+            "root": _int(head[4], lineno, s) if len(head) > 4 else None,
+            "out_of_place": _half(oop, lineno, s), "in_place": _half(ip, lineno, s),
+            "line": lineno})
+    if not results:
+        raise LogError(f"{where}: no nccl-tests result rows found (not an nccl-tests log?)")
+    if not saw_end:
+        raise LogError(f"{where}: line {len(text.splitlines())}: log ends before "
+                       "'# Avg bus bandwidth' (truncated?)")
+    nranks = len(ranks) or _ranks_from_factor(results, collective)
+    return {"collective": collective, "nranks": nranks,
+            "hosts": sorted({h for h, _ in ranks.values()}), "header": header, "results": results}
+
+
+def _ranks_from_factor(results: list[dict], collective: str | None) -> int | None:
+    """No `# Rank` lines: recover n from busbw/algbw = 2(n-1)/n or (n-1)/n where possible."""
+    if collective not in ("all_reduce", "all_gather", "reduce_scatter", "alltoall"):
+        return None
+    big = max(results, key=lambda r: r["size_bytes"])["out_of_place"]
+    if not big["algbw_gbps"]:
+        return None
+    f = big["busbw_gbps"] / big["algbw_gbps"] / (2 if collective == "all_reduce" else 1)
+    return round(1 / (1 - f)) if f < 1 else None
+
+
+# ---------------------------------------------------------------- formatting rows
+
+_COLS = ("{:>12} {:>12} {:>8} {:>6} {:>6}  {:>8} {:>7} {:>7} {:>6}  {:>8} {:>7} {:>7} {:>6}")
+
+
+def _cells(r: dict | None) -> tuple[str, str, str, str]:
+    if r is None:
+        return ("-", "-", "-", "-")
+    ex = r.get("extra") or {}
+    if r.get("status") == "skipped" or (r.get("status") != "ok" and ex.get("algbw_gbps") is None):
+        return ("-", "-", "-", "skip" if r.get("status") == "skipped" else "fail")
+    t = ex.get("time_us")
+    if t is None and r.get("time_s") is not None:
+        t = r["time_s"] * 1e6
+    wrong = ex.get("wrong")
+    return (f"{t:.2f}" if t is not None else "-", f"{ex.get('algbw_gbps', 0):.2f}",
+            f"{ex.get('busbw_gbps', 0):.2f}", "N/A" if wrong is None else str(wrong))
+
+
+def format_nccl_tests(rows: Iterable[dict]) -> str:
+    """Collective rows in nccl-tests' column layout: one table per (collective, dtype, ranks)."""
+    tables: dict[tuple, dict[int, dict[str, dict]]] = {}
+    for r in rows:
+        if r.get("family") != "collectives":
+            continue
+        p = r.get("params") or {}
+        key = (r["op"], r["dtype"], r.get("world_size"))
+        cell = tables.setdefault(key, {}).setdefault(int(p.get("size_bytes", 0)), {})
+        cell[p.get("placement", "out_of_place")] = r
+    if not tables:
+        return "# no collectives rows in this run\n"
+    out = []
+    for (op, dtype, n), sizes in tables.items():
+        out += [f"# Collective: {op}  ranks: {n}  type: {DTYPE_NCCL.get(dtype, dtype)}", "#",
+                "#" + " " * 61 + "out-of-place" + " " * 23 + "in-place",
+                "#" + _COLS.format("size", "count", "type", "redop", "root", "time", "algbw",
+                                   "busbw", "#wrong", "time", "algbw", "busbw", "#wrong")[1:],
+                "#" + _COLS.format("(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "",
+                                   "(us)", "(GB/s)", "(GB/s)", "")[1:]]
+        busbws = []
+        for size in sorted(sizes):
+            by = sizes[size]
+            any_row = next(iter(by.values()))
+            ex = any_row.get("extra") or {}
+            oop, ip = _cells(by.get("out_of_place")), _cells(by.get("in_place"))
+            out.append(_COLS.format(size, ex.get("count", "-"), DTYPE_NCCL.get(dtype, dtype),
+                                    ex.get("redop") or "none", ex.get("root", -1), *oop, *ip))
+            busbws += [(x.get("extra") or {}).get("busbw_gbps") for x in by.values()
+                       if x.get("status") == "ok"]
+        busbws = [b for b in busbws if b is not None]
+        avg = sum(busbws) / len(busbws) if busbws else float("nan")
+        out += [f"# Avg bus bandwidth    : {avg:.4g} ", "#", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- log -> gwbench rows
+
+def rows_from_log(parsed: dict, run_id: str, source: str, schema_version: int) -> list[dict]:
+    """One row per (size, placement), shaped like the runner's rows (harness/runner.build_row).
+
+    nccl-tests prints one time per size (the mean over ranks of `-n` iterations), so each
+    row holds that single sample; power is not in the log and stays null.
+    """
+    from harness.cases import Case
+    from harness.stats import summarize
+
+    op, n = parsed["collective"], parsed["nranks"]
+    rows = []
+    for res in parsed["results"]:
+        dtype = NCCL_TYPES.get(res["type"], res["type"])
+        for placement in ("out_of_place", "in_place"):
+            half = res[placement]
+            case = Case.make("collectives", op, dtype, backend="nccl-tests", world_size=n or 0,
+                             size_bytes=res["size_bytes"], placement=placement,
+                             label=f"{op} {placement.replace('_', '-')}")
+            t = half["time_us"] / 1e6
+            wrong = half["wrong"]
+            ok = wrong in (0, None)
+            row = {"schema_version": schema_version, "run_id": run_id, **case.identity(),
+                   "status": "ok" if ok else "failed",
+                   "error": None if ok else f"nccl-tests reported {wrong} wrong elements",
+                   "started_at": None, "wall_s": None, "samples_s": [t], **summarize([t]),
+                   "n_warmup": None, "estimate_s": t, "window_s": None, "sustained": False,
+                   "flop": None, "bytes": res["size_bytes"], "tflops": None, "tflops_best": None,
+                   "gbps": half["algbw_gbps"],
+                   "check": {"ok": ok, "wrong": wrong, "reference": "nccl-tests #wrong"},
+                   "power_w": None, "energy_j": None,
+                   "power_source": "not measured: imported from an nccl-tests log"}
+            row["extra"] = {"size_bytes": res["size_bytes"], "count": res["count"],
+                            "time_us": half["time_us"], "algbw_gbps": half["algbw_gbps"],
+                            "busbw_gbps": half["busbw_gbps"], "wrong": wrong, "nranks": n,
+                            "placement": placement, "redop": res["redop"], "root": res["root"],
+                            "busbw_factor": busbw_factor(op, n) if n else None,
+                            "source": f"{source}:{res['line']}"}
+            rows.append(row)
+    return rows

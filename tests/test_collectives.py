@@ -1,0 +1,203 @@
+"""Collectives family: real gloo runs on the CPU, the launcher, timeouts, the SLURM script."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import dist as distmod
+from harness import nccl_tests as nt
+from harness.benchmarks import collectives as coll
+from harness.errors import SkipCase, UsageError
+from tests.conftest import FAST, ROOT, gwbench
+
+SBATCH = ROOT / "scripts" / "slurm" / "gwbench.sbatch"
+
+
+def _run_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir()]
+    assert len(dirs) == 1, f"expected exactly one run folder, got {dirs}"
+    return dirs[0]
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(s) for s in (run_dir / "rows.jsonl").read_text().splitlines()]
+
+
+def test_world_size_one_is_skipped(fast_ctx):
+    cases = coll.cases("quick", fast_ctx)
+    assert {(c.op, c.p["placement"]) for c in cases} == set(coll.OPS)
+    with pytest.raises(SkipCase, match="world size 1"):
+        coll.run(cases[0], fast_ctx)
+
+
+def test_sizes_and_bad_sizes():
+    assert coll.sizes("cpu", "quick", "1K:16K:4") == [1024, 4096, 16384]
+    assert coll.sizes("cpu", "quick", "1M:1M") == [1 << 20]
+    assert coll.sizes("cuda", "standard")[-1] == 1 << 30
+    assert coll.sizes("cuda", "full")[-1] == 8 << 30
+    for bad in ("1K", "4K:1K", "1K:4K:1", "x:4K", "1K:4K:2.5"):
+        with pytest.raises(UsageError):
+            coll.parse_sizes(bad)
+
+
+@pytest.mark.parametrize("op,placement", coll.OPS)
+def test_wrong_elements_are_counted(op, placement):
+    """The check is not vacuous: the expected output passes, one corrupted element is one wrong."""
+    n, rank, count = 4, 1, 40
+    b = coll._Bufs(op, placement, count, torch.float32, "cpu", rank, n)
+    out = b.output()
+    out.copy_(coll._expected(b, count, "cpu", 0, out.numel()))
+    assert coll._count_wrong(b, count, torch.float32, "cpu", 0.0)[0] == 0
+    out[3] += 1
+    assert coll._count_wrong(b, count, torch.float32, "cpu", 0.0)[0] == (0 if op == "reduce" else 1)
+
+
+def test_check_in_chunks_matches(monkeypatch):
+    """Chunked fill and check (bounded float64 temporaries on big GPU sizes) agree with one chunk."""
+    b = coll._Bufs("alltoall", "out_of_place", 40, torch.float32, "cpu", 2, 4)
+    coll._fill(b, 40, torch.float32, "cpu")
+    whole = b.send.clone()
+    monkeypatch.setattr(coll, "CHUNK", 7)
+    coll._fill(b, 40, torch.float32, "cpu")
+    assert torch.equal(whole, b.send) and bool((b.recv == -1).all())
+    b.recv.copy_(coll._expected(b, 40, "cpu", 0, 40))
+    b.recv[[0, 13, 39]] = 0
+    assert coll._count_wrong(b, 40, torch.float32, "cpu", 0.0)[0] == 3
+
+
+def test_strip_nproc_and_env():
+    assert distmod.strip_nproc(["run", "--nproc", "2", "--x", "--nproc=4", "y"]) == ["run", "--x", "y"]
+    assert distmod.launched_env({}) is None
+    assert distmod.launched_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
+    env = distmod.launched_env({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3",
+                                "MASTER_ADDR": "h", "MASTER_PORT": "1"})
+    assert env["rank"] == 3 and env["world_size"] == 8 and env["master"] == "h:1"
+
+
+def _check_run(out: Path, n: int, n_sizes: int) -> list[dict]:
+    run_dir = _run_dir(out)
+    rows = _rows(run_dir)
+    assert len(rows) == len(coll.OPS) * n_sizes  # one row per (collective, size, placement)
+    assert len({r["case_id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert r["status"] == "ok", r["error"]
+        ex = r["extra"]
+        assert ex["wrong"] == 0 and r["check"]["ok"] and r["world_size"] == n
+        assert ex["busbw_gbps"] / ex["algbw_gbps"] == pytest.approx(nt.busbw_factor(r["op"], n))
+        assert ex["algbw_gbps"] == pytest.approx(ex["size_bytes"] / r["time_s"] / 1e9)
+        assert ex["time_max_s"] >= min(r["samples_s"]) > 0
+        assert r["rank"] == 0  # collectives rows are rank 0's only
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "complete"
+    assert meta["distributed"]["world_size"] == n and meta["distributed"]["nodes"] == 1
+    assert meta["distributed"]["backend"] == "gloo"
+    return rows
+
+
+def test_two_rank_gloo_run(tmp_path):
+    p = gwbench("run", "--only", "collectives", "--nproc", "2", "--device", "cpu", "--dtype", "fp32",
+                "--sizes", "1K:16K:4", "--iters", "5", "--out", str(tmp_path), *FAST)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = _check_run(tmp_path, 2, 3)
+    assert {r["backend"] for r in rows} == {"gloo"}
+    assert p.stdout.count("run folder:") == 1  # only rank 0 prints
+
+
+def test_four_rank_gloo_run_and_report(tmp_path):
+    p = gwbench("run", "--only", "collectives", "--nproc", "4", "--device", "cpu", "--dtype", "fp32",
+                "--sizes", "4K:4K", "--iters", "2", "--out", str(tmp_path), *FAST)
+    assert p.returncode == 0, p.stderr[-2000:]
+    _check_run(tmp_path, 4, 1)
+    rep = gwbench("report", str(_run_dir(tmp_path)), "--format", "nccl-tests")
+    assert rep.returncode == 0 and "# Collective: alltoall  ranks: 4  type: float" in rep.stdout
+
+
+def test_rank_that_never_joins_times_out(tmp_path):
+    env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(distmod.free_port())}
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "harness", "run", "--only", "collectives", "--device",
+                        "cpu", "--dist-timeout", "2", "--out", str(tmp_path), *FAST],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "did not form within 2 s" in p.stderr and "never joined" in p.stderr
+    assert time.monotonic() - t0 < 120  # bounded by the timeout, not hanging
+    assert not any(tmp_path.iterdir())  # nothing half-written
+
+
+def test_usage_errors(tmp_path):
+    p = gwbench("run", "--nproc", "2", "--resume", str(tmp_path), *FAST)
+    assert p.returncode == 2 and "multi-rank" in p.stderr
+
+
+def test_sbatch_parses_and_dry_runs():
+    assert subprocess.run(["bash", "-n", str(SBATCH)]).returncode == 0
+    env = dict(os.environ, DRY_RUN="1", SLURM_NNODES="2", GPUS_PER_NODE="4", NCCL_ALGO="Ring",
+               MASTER_PORT="29511", SLURM_JOB_ID="77")
+    env.pop("SLURM_JOB_NODELIST", None)
+    p = subprocess.run(["bash", str(SBATCH), "--suite", "quick"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    cmd = p.stdout.strip().splitlines()[-1]
+    for part in ("srun", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=4",
+                 "--rdzv-backend=c10d", ":29511", "--rdzv-id=gwbench-77", "-m harness run",
+                 "--suite quick"):
+        assert part in cmd, (part, cmd)
+    assert "NCCL_ALGO=Ring" in p.stdout
+    p2 = subprocess.run(["bash", str(SBATCH), "--dry-run"], capture_output=True, text=True,
+                        env=dict(env, DRY_RUN="0"), timeout=30)
+    assert p2.returncode == 0 and "--only collectives --suite standard" in p2.stdout
+
+
+@pytest.mark.gpu
+def test_nccl_facts_on_gpu():
+    assert distmod.nccl_version() is not None
+    topo = distmod.nvml_topology(torch.cuda.device_count())
+    assert "nvlink_links_up" in topo or "error" in topo
+
+
+@pytest.mark.gpu
+@pytest.mark.multigpu
+def test_two_rank_nccl_run(tmp_path):
+    p = gwbench("run", "--only", "collectives", "--nproc", "2", "--device", "cuda", "--dtype", "fp32,bf16",
+                "--sizes", "1M:64M:8", "--out", str(tmp_path), *FAST)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = _rows(_run_dir(tmp_path))
+    assert len(rows) == len(coll.OPS) * 3 * 2
+    for r in rows:
+        assert r["backend"] == "nccl" and r["status"] == "ok", r["error"]
+        assert r["extra"]["wrong"] == 0
+    meta = json.loads((_run_dir(tmp_path) / "run.json").read_text())
+    assert meta["distributed"]["nccl_version"] and meta["distributed"]["gpus_per_node"] == 2
+
+
+def _ctx2(fast_ctx):
+    fast_ctx.world_size, fast_ctx.rank = 2, 0
+    return fast_ctx
+
+
+def test_unsupported_collective_is_a_skipped_row(fast_ctx, monkeypatch):
+    def refuse(self, group=None):
+        raise RuntimeError("ProcessGroupGloo does not support reduce_scatter")
+
+    monkeypatch.setattr(coll._Bufs, "call", refuse)
+    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "reduce_scatter")
+    with pytest.raises(SkipCase, match="gloo in torch .*not supported.*does not support reduce_scatter"):
+        coll.run(case, fast_ctx)
+
+
+def test_lost_peer_stops_the_run(fast_ctx, monkeypatch):
+    def reset(self, group=None):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer")
+
+    monkeypatch.setattr(coll._Bufs, "call", reset)
+    case = coll.cases("quick", _ctx2(fast_ctx))[0]
+    with pytest.raises(distmod.PeerLost, match="rank 0: all_reduce failed .*Connection reset"):
+        coll.run(case, fast_ctx)
