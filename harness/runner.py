@@ -56,6 +56,7 @@ class RunConfig:
     dist_timeout_s: float = distmod.DEFAULT_TIMEOUT_S
     coll_sizes: str | None = None  # collectives: MIN:MAX[:FACTOR] (nccl-tests -b/-e/-f)
     coll_iters: int | None = None  # collectives: timed calls per trial (nccl-tests -n)
+    attn_backends: list[str] | None = None  # attention: backends to measure (default all)
 
     def validate(self) -> None:
         check_suite(self.suite)
@@ -83,6 +84,9 @@ class RunConfig:
             raise UsageError(f"--dist-timeout {self.dist_timeout_s:g}: must be in (0, 86400] seconds")
         if self.coll_iters is not None and not 1 <= self.coll_iters <= 100_000:
             raise UsageError(f"--iters {self.coll_iters}: must be between 1 and 100000")
+        from harness.benchmarks.attention import check_backends
+
+        check_backends(self.attn_backends)
 
     def families(self) -> list[str]:
         return self.only or list(FAMILIES)
@@ -90,7 +94,8 @@ class RunConfig:
     def options(self) -> dict[str, Any]:
         return {"search": self.search, "m_range": self.m_range, "n_range": self.n_range,
                 "k_range": self.k_range, "data": self.data, "dtypes": self.dtypes,
-                "coll_sizes": self.coll_sizes, "coll_iters": self.coll_iters}
+                "coll_sizes": self.coll_sizes, "coll_iters": self.coll_iters,
+                "attn_backends": self.attn_backends}
 
 
 def expand(cfg: RunConfig, ctx: Context) -> list[Case]:

@@ -322,3 +322,18 @@ def test_cuda_refusal_carries_torchs_reason():
     # Flash attention refuses fp32 inputs on CUDA and says why in a warning.
     status, _, error = measure_case(_case("sdpa-flash", dtype="fp32", seq=256), _gpu_ctx())
     assert status == "skipped" and "refused" in error and len(error) > 60
+
+
+def test_cli_attn_backend_choice_and_unknown_name(tmp_path):
+    from conftest import FAST, gwbench
+
+    bad = gwbench("run", "--only", "attention", "--attn-backend", "sdpa-bogus", "--device", "cpu",
+                  "--out", str(tmp_path), *FAST)
+    assert bad.returncode == 2 and "unknown attention backend 'sdpa-bogus'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    r = gwbench("run", "--only", "attention", "--attn-backend", "sdpa-math", "--device", "cpu",
+                "--out", str(tmp_path), *FAST)
+    assert r.returncode == 0, r.stderr
+    (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    rows = [json.loads(x) for x in (run_dir / "rows.jsonl").read_text().splitlines()]
+    assert rows and {x["backend"] for x in rows} == {"sdpa-math"}

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the launch's ranks are joined instead")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a rank waits for the others (joining, each collective) before failing")
+    p.add_argument("--attn-backend", dest="attn_backends", type=_csv, default=None, metavar="NAME[,NAME]",
+                   help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
+                        "sdpa-math, sdpa-default, flash_attn, flash_attn3")
     p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
                    help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
     p.add_argument("--iters", type=int, metavar="N",
@@ -73,7 +76,8 @@ def main(args: argparse.Namespace) -> int:
         data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
         cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
         idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
-        coll_sizes=args.sizes, coll_iters=args.iters)
+        coll_sizes=args.sizes, coll_iters=args.iters,
+        attn_backends=args.attn_backends)
     try:
         code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
     except dist.PeerLost as exc:
