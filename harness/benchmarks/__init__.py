@@ -5,6 +5,6 @@ A family module defines FAMILY (its name), `cases(suite, ctx) -> list[Case]` and
 define `power_case(case) -> bool`: cases worth a sustained, power-measured window.
 """
 
-from harness.benchmarks import attention, collectives, gemm
+from harness.benchmarks import attention, collectives, gemm, memory
 
-FAMILIES = {m.FAMILY: m for m in (gemm, attention, collectives)}
+FAMILIES = {m.FAMILY: m for m in (gemm, attention, collectives, memory)}
