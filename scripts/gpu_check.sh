@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
 # One prepared check for a GPU node with the packages already installed and no network:
-# the gpu-marked tests, then `gwbench run --suite standard`, straight from the checkout
-# (PYTHONPATH, no install). Budget: about 8 minutes on one H100/H200.
+# the gpu-marked tests, then `gwbench run --suite standard` (every family), straight from
+# the checkout (PYTHONPATH, no install), then the run's report. About 6 minutes on one
+# H100/H200 (GEMM ~45 s, attention ~90 s, memory ~60 s; collectives need 2+ GPUs).
 #   scripts/gpu_check.sh [OUT_DIR]      (default results/)
 # Extra `gwbench run` options can be given in GWBENCH_ARGS. Prints the summary table last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-results}
 PY=${PYTHON:-python3}
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
 
-echo "== gpu_check $(date -u +%FT%TZ) on $(hostname)"
+echo "== gpu_check $(date -u +%FT%TZ) on $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm,memory.total --format=csv || true
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count())"
 
 echo "== gpu tests"
-timeout 150 "$PY" -m pytest -q -m "gpu or multigpu" -p no:cacheprovider tests 2>&1 | tail -25
-tests_rc=${PIPESTATUS[0]}
+timeout 240 "$PY" -m pytest -q -m "gpu or multigpu" -p no:cacheprovider -rfEs tests > "$OUT/gpu_tests.log" 2>&1
+tests_rc=$?
+tail -40 "$OUT/gpu_tests.log"
 
 echo "== gwbench run --suite standard"
-timeout 330 "$PY" -m harness run --suite standard --device cuda --out "$OUT" ${GWBENCH_ARGS:-}
+before=$(ls "$OUT")
+timeout 420 "$PY" -m harness run --suite standard --device cuda --out "$OUT" ${GWBENCH_ARGS:-}
 run_rc=$?
-echo "== gpu tests rc=$tests_rc, run rc=$run_rc"
+run_dir=$(comm -13 <(echo "$before" | sort) <(ls "$OUT" | sort) | head -1)
+if [ -n "$run_dir" ] && [ -d "$OUT/$run_dir" ]; then
+    mv "$OUT/gpu_tests.log" "$OUT/$run_dir/gpu_tests.log"
+    "$PY" -m harness report "$OUT/$run_dir" --format md > "$OUT/$run_dir/report.md" 2>&1 || true
+fi
+echo "== gpu tests rc=$tests_rc, run rc=$run_rc, run folder $OUT/$run_dir"
 [ "$tests_rc" -eq 0 ] && [ "$run_rc" -le 1 ]
