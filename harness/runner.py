@@ -84,11 +84,15 @@ class RunConfig:
             raise UsageError(f"--dist-timeout {self.dist_timeout_s:g}: must be in (0, 86400] seconds")
         if self.coll_iters is not None and not 1 <= self.coll_iters <= 100_000:
             raise UsageError(f"--iters {self.coll_iters}: must be between 1 and 100000")
+        if self.search and self.only and self.only != ["gemm"]:
+            raise UsageError(f"--search is the GEMM family's; it cannot run with --only {','.join(self.only)}")
         from harness.benchmarks.attention import check_backends
 
         check_backends(self.attn_backends)
 
     def families(self) -> list[str]:
+        if self.search:  # the maximum-achievable search is GEMM's alone (validate() checks --only)
+            return ["gemm"]
         return self.only or list(FAMILIES)
 
     def options(self) -> dict[str, Any]:

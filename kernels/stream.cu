@@ -12,6 +12,14 @@
 
 #define STREAM_BLOCK 256  // threads per block; dot's shared-memory reduction assumes it
 
+// Independent 16-byte loads each thread issues before it uses the first: one load in flight
+// per array per thread left the first H200 run at 3.9-4.1 TB/s against torch's 4.25-4.36
+// (Little's law: ~4.8 TB/s x ~1 us of latency needs megabytes in flight). Override with
+// -DSTREAM_UNROLL=N (scripts/stream_variants.py times the choices).
+#ifndef STREAM_UNROLL
+#define STREAM_UNROLL 4
+#endif
+
 template <typename T> struct Vec16;
 template <> struct Vec16<float> { typedef float4 type; static const int width = 4; };
 template <> struct Vec16<double> { typedef double2 type; static const int width = 2; };
@@ -56,7 +64,16 @@ __device__ void copy_impl(const T* __restrict__ a, T* __restrict__ c, long long 
   const long long nv = n / Vec16<T>::width;
   const V* av = reinterpret_cast<const V*>(a);
   V* cv = reinterpret_cast<V*>(c);
-  for (long long i = tid(); i < nv; i += stride()) cv[i] = av[i];
+  const long long s = stride();
+  long long i = tid();
+  for (; i + (STREAM_UNROLL - 1) * s < nv; i += STREAM_UNROLL * s) {
+    V x[STREAM_UNROLL];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) x[u] = av[i + u * s];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) cv[i + u * s] = x[u];
+  }
+  for (; i < nv; i += s) cv[i] = av[i];
   for (long long i = nv * Vec16<T>::width + tid(); i < n; i += stride()) c[i] = a[i];
 }
 
@@ -67,7 +84,16 @@ __device__ void scale_impl(const T* __restrict__ a, T* __restrict__ c, T q, long
   const long long nv = n / Vec16<T>::width;
   const V* av = reinterpret_cast<const V*>(a);
   V* cv = reinterpret_cast<V*>(c);
-  for (long long i = tid(); i < nv; i += stride()) cv[i] = v_scale(q, av[i]);
+  const long long s = stride();
+  long long i = tid();
+  for (; i + (STREAM_UNROLL - 1) * s < nv; i += STREAM_UNROLL * s) {
+    V x[STREAM_UNROLL];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) x[u] = av[i + u * s];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) cv[i + u * s] = v_scale(q, x[u]);
+  }
+  for (; i < nv; i += s) cv[i] = v_scale(q, av[i]);
   for (long long i = nv * Vec16<T>::width + tid(); i < n; i += stride()) c[i] = q * a[i];
 }
 
@@ -80,7 +106,16 @@ __device__ void add_impl(const T* __restrict__ a, const T* __restrict__ b, T* __
   const V* av = reinterpret_cast<const V*>(a);
   const V* bv = reinterpret_cast<const V*>(b);
   V* cv = reinterpret_cast<V*>(c);
-  for (long long i = tid(); i < nv; i += stride()) cv[i] = v_add(av[i], bv[i]);
+  const long long s = stride();
+  long long i = tid();
+  for (; i + (STREAM_UNROLL - 1) * s < nv; i += STREAM_UNROLL * s) {
+    V x[STREAM_UNROLL], y[STREAM_UNROLL];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) { x[u] = av[i + u * s]; y[u] = bv[i + u * s]; }
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) cv[i + u * s] = v_add(x[u], y[u]);
+  }
+  for (; i < nv; i += s) cv[i] = v_add(av[i], bv[i]);
   for (long long i = nv * Vec16<T>::width + tid(); i < n; i += stride()) c[i] = a[i] + b[i];
 }
 
@@ -93,7 +128,16 @@ __device__ void triad_impl(const T* __restrict__ a, const T* __restrict__ b, T* 
   const V* av = reinterpret_cast<const V*>(a);
   const V* bv = reinterpret_cast<const V*>(b);
   V* cv = reinterpret_cast<V*>(c);
-  for (long long i = tid(); i < nv; i += stride()) cv[i] = v_triad(av[i], q, bv[i]);
+  const long long s = stride();
+  long long i = tid();
+  for (; i + (STREAM_UNROLL - 1) * s < nv; i += STREAM_UNROLL * s) {
+    V x[STREAM_UNROLL], y[STREAM_UNROLL];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) { x[u] = av[i + u * s]; y[u] = bv[i + u * s]; }
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) cv[i + u * s] = v_triad(x[u], q, y[u]);
+  }
+  for (; i < nv; i += s) cv[i] = v_triad(av[i], q, bv[i]);
   for (long long i = nv * Vec16<T>::width + tid(); i < n; i += stride()) c[i] = a[i] + q * b[i];
 }
 
@@ -108,12 +152,21 @@ __device__ void dot_impl(const T* __restrict__ a, const T* __restrict__ b, T* __
   const V* av = reinterpret_cast<const V*>(a);
   const V* bv = reinterpret_cast<const V*>(b);
   T sum = 0;
-  for (long long i = tid(); i < nv; i += stride()) sum += v_dot(av[i], bv[i]);
+  const long long s = stride();
+  long long i = tid();
+  for (; i + (STREAM_UNROLL - 1) * s < nv; i += STREAM_UNROLL * s) {
+    V x[STREAM_UNROLL], y[STREAM_UNROLL];
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) { x[u] = av[i + u * s]; y[u] = bv[i + u * s]; }
+#pragma unroll
+    for (int u = 0; u < STREAM_UNROLL; ++u) sum += v_dot(x[u], y[u]);
+  }
+  for (; i < nv; i += s) sum += v_dot(av[i], bv[i]);
   for (long long i = nv * Vec16<T>::width + tid(); i < n; i += stride()) sum += a[i] * b[i];
   cache[threadIdx.x] = sum;
   __syncthreads();
-  for (int s = STREAM_BLOCK / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) cache[threadIdx.x] += cache[threadIdx.x + s];
+  for (int h = STREAM_BLOCK / 2; h > 0; h >>= 1) {
+    if (threadIdx.x < h) cache[threadIdx.x] += cache[threadIdx.x + h];
     __syncthreads();
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = cache[0];
