@@ -28,6 +28,7 @@ def test_block_and_chain_constants_match_the_sources():
     stream = kernels_cupy.source_path("stream.cu").read_text()
     peak = kernels_cupy.source_path("peak.cu").read_text()
     assert f"#define STREAM_BLOCK {memory.STREAM_BLOCK}" in stream
+    assert f"#define STREAM_UNROLL {memory.STREAM_UNROLL}" in stream
     assert f"#define PEAK_ACC {memory.PEAK_ACC}" in peak
 
 

@@ -49,6 +49,7 @@ CACHE_MULTIPLE = 4  # STREAM's rule: each array at least 4× the last-level cach
 CPU_MIN_ARRAY_BYTES = 16 * MiB
 ROUND_ELEMENTS = 1 << 20
 STREAM_BLOCK = 256  # must match STREAM_BLOCK in kernels/stream.cu
+STREAM_UNROLL = 4  # must match STREAM_UNROLL's default in kernels/stream.cu
 NUMPY_CHUNK_BYTES = 256 * 1024  # a chunk of two arrays stays in a core's private L2
 VERIFY_CHUNK = 1 << 24  # elements per float64 reference chunk on the GPU
 SAMPLE_POINTS = 1 << 20  # strided elements checked on the CPU (plus head and tail)
@@ -312,13 +313,22 @@ def _numpy_stream(op, a, b, c, q, threads, pool, result):
 
 
 def _kernel_stream(op, kern, a, b, c, q, dtype, dev):
-    """The CuPy launch of kernels/stream.cu for `op`: one resident wave of blocks."""
+    """The CuPy launch of kernels/stream.cu for `op` (grid: see below)."""
     for t in (a, b, c):
         if t.data_ptr() % 16:
             raise SkipCase("the vector kernels need 16-byte aligned arrays")
     props = torch.cuda.get_device_properties(dev.index)
-    per_sm = max(1, getattr(props, "max_threads_per_multi_processor", 2048) // STREAM_BLOCK)
-    grid = props.multi_processor_count * per_sm
+    if op == "dot":  # one partial sum per block: one resident wave keeps the partials few
+        per_sm = max(1, getattr(props, "max_threads_per_multi_processor", 2048) // STREAM_BLOCK)
+        grid = props.multi_processor_count * per_sm
+    else:
+        # One pass: each thread moves STREAM_UNROLL vectors and exits, and the hardware hands
+        # blocks to whichever SM is free. On the H200 one resident wave striding the whole
+        # array ran at 3.9-4.0 TB/s whatever the unroll, 4 waves at 4.15, torch's one-pass
+        # kernels at 4.24-4.36 (scripts/stream_variants.py): the static split waits on the
+        # slowest SM.
+        vec = 16 // a.element_size()
+        grid = max(1, -(-(a.numel() // vec) // (STREAM_BLOCK * STREAM_UNROLL)))
     partial = torch.zeros(grid, dtype=a.dtype, device=a.device)
     launch = kernels_cupy.Launcher(dev.index)
     qs = np.float32(q) if dtype == "fp32" else np.float64(q)
