@@ -12,12 +12,13 @@
 
 #define STREAM_BLOCK 256  // threads per block; dot's shared-memory reduction assumes it
 
-// Independent 16-byte loads each thread issues before it uses the first: one load in flight
-// per array per thread left the first H200 run at 3.9-4.1 TB/s against torch's 4.25-4.36
-// (Little's law: ~4.8 TB/s x ~1 us of latency needs megabytes in flight). Override with
-// -DSTREAM_UNROLL=N (scripts/stream_variants.py times the choices).
+// Vectors each thread moves. The host launches one pass over the array (every thread does
+// its STREAM_UNROLL vectors and exits; the hardware hands blocks to free SMs). On the H200
+// (scripts/stream_variants.py, 2^28 floats): one pass with 1 vector a thread ran triad at
+// 4.39 TB/s, with 4 at 4.32; one resident wave striding the array stayed at 3.9-4.15 TB/s
+// whatever the unroll, so loads in flight were never the limit. -DSTREAM_UNROLL=N overrides.
 #ifndef STREAM_UNROLL
-#define STREAM_UNROLL 4
+#define STREAM_UNROLL 1
 #endif
 
 template <typename T> struct Vec16;

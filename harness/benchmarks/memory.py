@@ -49,7 +49,7 @@ CACHE_MULTIPLE = 4  # STREAM's rule: each array at least 4× the last-level cach
 CPU_MIN_ARRAY_BYTES = 16 * MiB
 ROUND_ELEMENTS = 1 << 20
 STREAM_BLOCK = 256  # must match STREAM_BLOCK in kernels/stream.cu
-STREAM_UNROLL = 4  # must match STREAM_UNROLL's default in kernels/stream.cu
+STREAM_UNROLL = 1  # must match STREAM_UNROLL's default in kernels/stream.cu
 NUMPY_CHUNK_BYTES = 256 * 1024  # a chunk of two arrays stays in a core's private L2
 VERIFY_CHUNK = 1 << 24  # elements per float64 reference chunk on the GPU
 SAMPLE_POINTS = 1 << 20  # strided elements checked on the CPU (plus head and tail)
@@ -324,9 +324,8 @@ def _kernel_stream(op, kern, a, b, c, q, dtype, dev):
     else:
         # One pass: each thread moves STREAM_UNROLL vectors and exits, and the hardware hands
         # blocks to whichever SM is free. On the H200 one resident wave striding the whole
-        # array ran at 3.9-4.0 TB/s whatever the unroll, 4 waves at 4.15, torch's one-pass
-        # kernels at 4.24-4.36 (scripts/stream_variants.py): the static split waits on the
-        # slowest SM.
+        # array ran at 3.9-4.0 TB/s whatever the unroll, 4 waves at 4.15, one pass at 4.39
+        # (torch 4.34; scripts/stream_variants.py): the static split waits on the slowest SM.
         vec = 16 // a.element_size()
         grid = max(1, -(-(a.numel() // vec) // (STREAM_BLOCK * STREAM_UNROLL)))
     partial = torch.zeros(grid, dtype=a.dtype, device=a.device)
