@@ -115,7 +115,10 @@ def headline(run: Run) -> dict[str, str]:
     if c:
         b = c["extra"]["busbw_gbps"]
         out["busbw GB/s"] = f"{b:.4g}" + share(b, "collectives", None)
-    w = [num(r.get("power_w")) for r in run.rows if r.get("status") == "ok"]
+    # Only windows long enough to trust (>= 1 s, 32 iterations): sub-second NVML windows
+    # read far above the card's cap on the H200.
+    w = [num(r.get("power_w")) for r in run.rows
+         if r.get("status") == "ok" and not r.get("telemetry_short_window")]
     w = [x for x in w if x]
     if w:
         out["max W"] = f"{max(w):.0f}"

@@ -175,7 +175,10 @@ def _cell(row: Mapping, value: float | None, peak: float | None, fmt: str = ".4g
     if status != "ok" or value is None:
         return Cell("", status=status if status != "ok" else "n/a")
     share = value / peak if peak else None
-    pw = num(row.get("tflops_per_w")) if per_w else None
+    # Per-watt only from windows long enough to trust (telemetry.short_window: >= 1 s and 32
+    # iterations); on an H200 0.1 s windows read 250-1370 W against a 700 W cap.
+    trusted = per_w and not row.get("telemetry_short_window")
+    pw = num(row.get("tflops_per_w")) if trusted else None
     return Cell(format(value, fmt), value, share, pw, bool(row.get("noisy")))
 
 

@@ -116,9 +116,14 @@ def test_bad_input(tmp_path):
 def test_site_in_headless_chromium(site):
     _, out = site
     for page in ("index.html", "compare.html", "projection.html", *(f"runs/{p.name}" for p in (out / "runs").glob("*.html"))):
-        r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                            (out / page).as_uri()], capture_output=True, text=True, timeout=60)
+        r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--enable-logging=stderr", "--v=0", "--dump-dom", (out / page).as_uri()],
+                           capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr[-500:]
+        # Chromium logs every console message (errors, uncaught exceptions, CSP refusals) as
+        # ":CONSOLE" lines on stderr with --enable-logging: a clean page prints none.
+        console = [ln for ln in r.stderr.splitlines() if ":CONSOLE" in ln]
+        assert not console, (page, console[:3])
         dom = r.stdout
         assert "<table" in dom, page
         assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]  # the script never ran

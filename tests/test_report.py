@@ -89,3 +89,11 @@ def test_cli_formats_and_bad_format(tmp_path):
     assert "| 4096×4096×4096 | 742 (75%) |" in gwbench("report", str(store.dir)).stdout
     bad = gwbench("report", str(store.dir), "--format", "pdf")
     assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr
+
+
+def test_per_watt_only_from_windows_long_enough_to_trust():
+    from harness.report import _cell
+
+    row = {"status": "ok", "tflops_per_w": 1.5, "noisy": False}
+    assert _cell(row, 700.0, 989.0).per_w == 1.5
+    assert _cell(dict(row, telemetry_short_window=True), 700.0, 989.0).per_w is None
