@@ -209,13 +209,22 @@ def _attention(rows: list[dict], acc) -> list[Pivot]:
             continue
         causal = field_of(r, "causal")
         hd, op, dt = field_of(r, "head_dim"), r.get("op", "?"), r.get("dtype", "?")
-        key = (op, dt, hd, bool(causal))
+        heads, kv = field_of(r, "heads"), field_of(r, "kv_heads")
+        gqa = heads is not None and kv is not None and kv != heads
+        key = (op, dt, hd, bool(causal), (heads, kv) if gqa else None)
         if key not in groups:
             title = (f"attention {op} {dt}: TFLOP/s by sequence and backend "
-                     f"(head_dim {hd}, {'causal' if causal else 'non-causal'})")
+                     f"(head_dim {hd}, {'causal' if causal else 'non-causal'}"
+                     + (f", GQA {heads} q / {kv} kv heads" if gqa else "") + ")")
             groups[key] = Pivot(title, "TFLOP/s", "seq")
         groups[key].add(seq, backend, _cell(r, num(r.get("tflops")), peak_for(acc, "attention", dt)[0]))
-    return _sorted(groups)
+    pivots_ = _sorted(groups)
+    for pv in pivots_:  # the issue's question per shape: which backend to pin
+        for seq in pv.row_keys:
+            ok = [(c.value, b) for (r, b), c in pv.cells.items() if r == seq and c.status == "ok" and c.value]
+            if ok:
+                pv.add(seq, "best", Cell(max(ok)[1], status="ok"))
+    return pivots_
 
 
 def _collectives(rows: list[dict], acc) -> list[Pivot]:
@@ -271,6 +280,34 @@ def _memory(rows: list[dict], acc) -> list[Pivot]:
     return list(groups.values())
 
 
+def spread(rows: list[dict]) -> Pivot | None:
+    """Every GPU at once (issue 6, part 6): for each per-device case measured on several
+    ranks, the spread of the figure across GPUs and the slowest one. A synchronous job runs
+    at its slowest GPU's pace, so the minimum is the figure to plan with."""
+    by_case: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("rank") is None or r.get("family") == "collectives" or r.get("status") != "ok":
+            continue
+        by_case.setdefault(str(r.get("case_id")), []).append(r)
+    pv = Pivot("every GPU at once: spread across ranks (slowest GPU named)", "", "case")
+    for case_id, rs in by_case.items():
+        key = "tflops" if any(num(r.get("tflops")) for r in rs) else "gbps"
+        vals = [(num(r.get(key)), r) for r in rs if num(r.get(key))]
+        if len({r.get("rank") for _, r in vals}) < 2:
+            continue
+        lo, slow = min(vals, key=lambda x: x[0])
+        hi = max(v for v, _ in vals)
+        unit = "TFLOP/s" if key == "tflops" else "GB/s"
+        pv.add(case_id, "GPUs", Cell(str(len(vals))))
+        pv.add(case_id, f"min {unit}", Cell(f"{lo:.4g}", lo))
+        pv.add(case_id, f"max {unit}", Cell(f"{hi:.4g}", hi))
+        pv.add(case_id, "spread", Cell(f"{100 * (hi - lo) / hi:.1f}%"))
+        pv.add(case_id, "slowest", Cell(f"{slow.get('host', '?')} rank {slow.get('rank')} "
+                                        f"(local rank {slow.get('local_rank', '?')}, its GPU on a CUDA run)"))
+    pv.note = "spread = (max - min) / max; the per-family tables above show the fastest GPU's figure"
+    return pv if pv.cells else None
+
+
 def _sorted(groups: Mapping[Any, Pivot]) -> list[Pivot]:
     out = []
     for pv in groups.values():
@@ -300,6 +337,9 @@ def pivots(meta: Mapping, rows: list[dict]) -> dict[str, list[Pivot]]:
             tables = []
         if tables:
             out[fam] = tables
+    sp = spread(rows)
+    if sp is not None:
+        out["every GPU"] = [sp]
     return out
 
 
@@ -419,6 +459,9 @@ def render_md(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
         parts.append(f"## {fam}")
         parts += [pivot_md(p) for p in pv.get(fam, [])]
         parts.append(family_md(fam, fam_rows))
+    if "every GPU" in pv:
+        parts.append("## every GPU at once")
+        parts += [pivot_md(p) for p in pv["every GPU"]]
     if not rows:
         parts.append("(no rows yet)")
     return "\n\n".join(parts) + "\n"

@@ -97,3 +97,37 @@ def test_per_watt_only_from_windows_long_enough_to_trust():
     row = {"status": "ok", "tflops_per_w": 1.5, "noisy": False}
     assert _cell(row, 700.0, 989.0).per_w == 1.5
     assert _cell(dict(row, telemetry_short_window=True), 700.0, 989.0).per_w is None
+
+
+def _att_row(backend, tflops, seq=8192, heads=32, kv=32):
+    return {"family": "attention", "op": "fwd", "dtype": "bf16", "backend": backend, "status": "ok",
+            "tflops": tflops, "params": {"seq": seq, "head_dim": 128, "causal": False,
+                                         "heads": heads, "kv_heads": kv}}
+
+
+def test_attention_pivot_names_best_backend_and_keeps_gqa_apart():
+    from harness.report import pivots
+
+    rows = [_att_row("sdpa-flash", 347.0), _att_row("sdpa-cudnn", 602.0),
+            _att_row("sdpa-flash", 500.0, heads=32, kv=8)]
+    tables = pivots({}, rows)["attention"]
+    assert len(tables) == 2  # GQA rows are their own table, not folded into MHA cells
+    mha = next(t for t in tables if "GQA" not in t.title)
+    assert mha.cells[(8192, "best")].text == "sdpa-cudnn"
+    assert mha.cells[(8192, "sdpa-flash")].value == 347.0
+
+
+def test_spread_across_ranks_names_the_slowest_gpu():
+    from harness.report import pivots
+
+    def gemm(rank, host, tflops):
+        return {"family": "gemm", "op": "matmul", "dtype": "bf16", "status": "ok", "case_id": "g/1",
+                "tflops": tflops, "params": {"m": 8, "n": 8, "k": 8}, "rank": rank, "host": host,
+                "local_rank": rank % 2}
+
+    rows = [gemm(0, "a", 700.0), gemm(1, "a", 665.0), gemm(2, "b", 690.0)]
+    (sp,) = pivots({}, rows)["every GPU"]
+    assert sp.cells[("g/1", "GPUs")].text == "3"
+    assert sp.cells[("g/1", "spread")].text == "5.0%"
+    assert sp.cells[("g/1", "slowest")].text == "a rank 1 (local rank 1, its GPU on a CUDA run)"
+    assert "every GPU" not in pivots({}, rows[:1])  # one rank: no spread table
