@@ -146,7 +146,10 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
     model = PM.preset(preset)
     if job_gpus < 1:
         raise UsageError(f"--job-gpus must be >= 1, got {job_gpus}")
-    prof = PP.from_run(run_dir, table, dtype) if run_dir else PP.from_spec(basis.accelerator, table, dtype)
+    # A projection needs every rate: what the run did not measure (a one-GPU run has no
+    # collectives) comes from the run's own spec entry and the note lists it as assumed.
+    prof = (PP.from_run(run_dir, table, dtype, fill=basis.accelerator.name) if run_dir
+            else PP.from_spec(basis.accelerator, table, dtype))
     best, _, _ = search(model, PM.Layout(job_gpus, seq=8192, batch_tokens=16 * 2**20), prof)
     mfu = mfu_range(model, best.layout, prof)
     lo, mid, hi = G.goodput_range(job_gpus)

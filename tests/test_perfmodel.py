@@ -204,5 +204,8 @@ def test_project_with_model_replaces_mfu_and_goodput(tmp_path):
     assert d["assumptions"]["goodput"]["source"].startswith("gwbench model")
     assert d["basis"]["mfu_scale"] == 1.0 and any("replace the defaults" in n for n in d["notes"])
     run = write_run(tmp_path, full_rows()[:4])
-    bad = gwbench("project", "--from", str(run), "--model", "405b")
-    assert bad.returncode == 2 and "lacks" in bad.stderr
+    # A run lacking some rows (a one-GPU run has no collectives) still projects: the lacking
+    # rates come from the run's own spec entry and the note says they were assumed.
+    part = gwbench("project", "--from", str(run), "--model", "405b")
+    assert part.returncode == 0, part.stderr
+    assert "measured+spec" in part.stdout and "assumed" in part.stdout
