@@ -369,10 +369,32 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
 def projection_lines(run_dir: Path | None, meta: Mapping) -> list[str]:
     """The run's 1 GW / 10 GW projection in one line per site: projection.json written by the
     run if present, else computed now (measured basis), else the reason there is none."""
-    from harness import projection
-
     if run_dir is None:
         return ["projection: not computed (no run folder)"]
+    # publish asks twice per run (run page, projection page); computing one re-reads every
+    # row, so the answer is kept while the folder's files are unchanged.
+    stamp = tuple(_mtime(Path(run_dir) / f) for f in ("projection.json", "rows.jsonl", "run.json"))
+    key = (str(Path(run_dir).resolve()), stamp)
+    if key not in _PROJECTION_CACHE:
+        if len(_PROJECTION_CACHE) > 256:
+            _PROJECTION_CACHE.clear()
+        _PROJECTION_CACHE[key] = _projection_lines(Path(run_dir))
+    return list(_PROJECTION_CACHE[key])
+
+
+_PROJECTION_CACHE: dict[tuple, list[str]] = {}
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _projection_lines(run_dir: Path) -> list[str]:
+    from harness import projection
+
     result = None
     path = Path(run_dir) / "projection.json"
     try:
