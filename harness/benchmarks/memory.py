@@ -51,7 +51,7 @@ ROUND_ELEMENTS = 1 << 20
 STREAM_BLOCK = 256  # must match STREAM_BLOCK in kernels/stream.cu
 STREAM_UNROLL = 1  # must match STREAM_UNROLL's default in kernels/stream.cu
 NUMPY_CHUNK_BYTES = 1 << 20  # per ufunc call: big enough that call overhead is small (256 KiB lost
-# 10-20% to it on the 2-core EPYC build machine), small enough that c stays in L2/L3
+# 10-20% to it on the 2-core EPYC build machine), small enough that the scratch stays in cache
 VERIFY_CHUNK = 1 << 24  # elements per float64 reference chunk on the GPU
 SAMPLE_POINTS = 1 << 20  # strided elements checked on the CPU (plus head and tail)
 
