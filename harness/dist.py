@@ -203,7 +203,7 @@ def nvml_topology(count: int) -> dict:
         links = []
         for h in handles:
             up = 0
-            for link in range(18):  # NVML_NVLINK_MAX_LINKS is 18 on Hopper
+            for link in range(getattr(pynvml, "NVML_NVLINK_MAX_LINKS", 18)):
                 try:
                     up += pynvml.nvmlDeviceGetNvLinkState(h, link) == 1
                 except Exception:

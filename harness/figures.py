@@ -66,9 +66,10 @@ def gemm_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     series: dict[str, list] = {}
     for r in _ok(rows, "gemm"):
         p, t = params_of(r), num(r.get("tflops"))
-        if t is None or not {"m", "n", "k"} <= p.keys():
+        dims = [num(p.get(d)) for d in ("m", "n", "k")]
+        if t is None or None in dims:  # not a GEMM row, or a hand-edited one
             continue
-        series.setdefault(str(r.get("dtype")), []).append(((p["m"] * p["n"] * p["k"]) ** (1 / 3), t))
+        series.setdefault(str(r.get("dtype")), []).append(((dims[0] * dims[1] * dims[2]) ** (1 / 3), t))
     if not series:
         return []
     peaks = {dt: peak_for(acc, "gemm", dt)[0] for dt in series}

@@ -208,7 +208,8 @@ def format_nccl_tests(rows: Iterable[dict]) -> str:
             ex = any_row.get("extra") or {}
             oop, ip = _cells(by.get("out_of_place")), _cells(by.get("in_place"))
             out.append(_COLS.format(size, ex.get("count", "-"), DTYPE_NCCL.get(dtype, dtype),
-                                    ex.get("redop") or "none", ex.get("root", -1), *oop, *ip))
+                                    ex.get("redop") or "none", ex.get("root") if ex.get("root") is not None else -1,
+                                    *oop, *ip))
             busbws += [(x.get("extra") or {}).get("busbw_gbps") for x in by.values()
                        if x.get("status") == "ok"]
         busbws = [b for b in busbws if b is not None]

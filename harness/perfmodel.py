@@ -36,7 +36,6 @@ No torch here: pure arithmetic on a Profile.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -89,11 +88,16 @@ class Layout:
                 f"zero{self.zero} recompute={self.recompute}")
 
 
-def check(model: Transformer, lay: Layout) -> None:
-    """One-line UsageError for a layout that cannot be built."""
+def check_positive(lay: Layout) -> None:
+    """One-line UsageError for a degree or size below 1 (before anything divides by it)."""
     for name in ("gpus", "tp", "pp", "cp", "vpp", "micro_batch", "seq", "batch_tokens"):
         if getattr(lay, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(lay, name)}")
+
+
+def check(model: Transformer, lay: Layout) -> None:
+    """One-line UsageError for a layout that cannot be built."""
+    check_positive(lay)
     if lay.recompute not in RECOMPUTE:
         raise UsageError(f"--recompute must be one of {', '.join(RECOMPUTE)}")
     if lay.precision not in PRECISIONS:
@@ -257,26 +261,25 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
         parts = ", ".join(f"{k} {v:.1f}" for k, v in mem.items())
         raise UsageError(f"{lay.describe()} needs {total:.1f} GB per GPU ({parts}) > {hbm:.1f} GB usable "
                          "on " + p.name + "; try more TP/PP, --zero 3, --recompute, or --search")
-    prof = p if lay.precision == p.dtype else p
     tp, cp, pp, v, m = lay.tp, lay.cp, lay.pp, lay.vpp, lay.micro_batches
     tokens = lay.micro_batch * lay.seq // cp
     layers = stage_layers(model, pp) or model.layers
     node_cell = tp * cp  # TP innermost, then CP (Llama 3's order [TP, CP, PP, DP])
 
-    g_f, g_b, g_flop = _layer_fwd_gemm_time(prof, model, tokens, tp)
+    g_f, g_b, _ = _layer_fwd_gemm_time(p, model, tokens, tp)
     # Attention: local queries (s/cp) over all keys, causal halves it (FlashAttention convention)
     a_flop = 4.0 * lay.micro_batch * tokens * lay.seq * (model.heads // tp) * model.head_dim / 2
-    e_f, e_b = prof.attention_eff(lay.seq, model.head_dim)
-    peak = prof.peak_tflops * 1e12
+    e_f, e_b = p.attention_eff(lay.seq, model.head_dim)
+    peak = p.peak_tflops * 1e12
     a_f, a_b = a_flop / (peak * e_f), 2.5 * a_flop / (peak * e_b)
-    mem_f = _mem_bytes_fwd(model, tokens, tp) / (prof.hbm_gbps * 1e9)
+    mem_f = _mem_bytes_fwd(model, tokens, tp) / (p.hbm_gbps * 1e9)
     # Backward also accumulates each weight gradient into its fp32 main_grad (Megatron's
     # gradient-accumulation fusion does it in the wgrad GEMM's epilogue): read + write 4 B/param.
-    mem_b = 2 * mem_f + 8.0 * _layer_param_local(model, tp) / (prof.hbm_gbps * 1e9)
+    mem_b = 2 * mem_f + 8.0 * _layer_param_local(model, tp) / (p.hbm_gbps * 1e9)
     act_b = 2.0 * tokens * model.d_model  # bf16 activations of one micro-batch (b*s*h*2)
-    tp_one = prof.collective_time(act_b, 2 * (tp - 1) / tp, inter=tp > GPUS_PER_NODE) if tp > 1 else 0.0
+    tp_one = p.collective_time(act_b, 2 * (tp - 1) / tp, inter=tp > GPUS_PER_NODE) if tp > 1 else 0.0
     kv_b = 2.0 * lay.micro_batch * lay.seq * 2 * max(model.kv_heads // tp, 1) * model.head_dim
-    cp_one = prof.collective_time(kv_b, (cp - 1) / cp, inter=node_cell > GPUS_PER_NODE) if cp > 1 else 0.0
+    cp_one = p.collective_time(kv_b, (cp - 1) / cp, inter=node_cell > GPUS_PER_NODE) if cp > 1 else 0.0
 
     recompute_f = 1.0 if lay.recompute == "full" else 0.0
     sel_f = mem_f * 0.3 if lay.recompute == "selective" else 0.0  # re-run the activation function
@@ -289,15 +292,15 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
     }
     # Output head on the last stage (logits GEMM + fp32 cross-entropy bytes); balanced against
     # layers at layer granularity (Llama 3 s3.3.2), so it costs only what exceeds one layer's share.
-    h_f = prof.gemm_time(tokens, model.vocab // tp, model.d_model)
-    head = h_f + prof.gemm_time(tokens, model.d_model, model.vocab // tp) + \
-        prof.gemm_time(model.d_model, model.vocab // tp, tokens) + 3 * tokens * model.vocab / tp * 4 / (prof.hbm_gbps * 1e9)
+    h_f = p.gemm_time(tokens, model.vocab // tp, model.d_model)
+    head = h_f + p.gemm_time(tokens, model.d_model, model.vocab // tp) + \
+        p.gemm_time(model.d_model, model.vocab // tp, tokens) + 3 * tokens * model.vocab / tp * 4 / (p.hbm_gbps * 1e9)
     t_layer = sum(per_layer.values())
     last = layers if model.layers % pp == 0 else layers - 1  # Llama 3 layout: one fewer
     t_stage = max(layers * t_layer, last * t_layer + head) if pp > 1 else layers * t_layer + head
     p2p = 0.0
     if pp > 1:  # one send forward and one backward per micro-batch per virtual stage
-        p2p = 2 * v * prof.collective_time(act_b / tp, 1.0, inter=node_cell >= GPUS_PER_NODE)
+        p2p = 2 * v * p.collective_time(act_b / tp, 1.0, inter=node_cell >= GPUS_PER_NODE)
     t_mb = t_stage + p2p
     busy = m * t_mb
     bubble_t = (pp - 1) * t_mb / v  # Narayanan et al. 2021: bubble (p-1)/(v*m) of the busy time
@@ -310,17 +313,17 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
     if dp > 1:
         inter = node_cell * pp > GPUS_PER_NODE or dp * node_cell > GPUS_PER_NODE
         if lay.zero >= 1:
-            dp_t = prof.collective_time(local * 4, (dp - 1) / dp, inter) + \
-                prof.collective_time(local * 2, (dp - 1) / dp, inter)
+            dp_t = p.collective_time(local * 4, (dp - 1) / dp, inter) + \
+                p.collective_time(local * 2, (dp - 1) / dp, inter)
         else:
-            dp_t = prof.collective_time(local * 4, 2 * (dp - 1) / dp, inter)
+            dp_t = p.collective_time(local * 4, 2 * (dp - 1) / dp, inter)
         if lay.zero >= 3:  # FSDP: parameters gathered again for every micro-batch's fwd and bwd
-            dp_t += 2 * m * prof.collective_time(local * 2, (dp - 1) / dp, inter)
+            dp_t += 2 * m * p.collective_time(local * 2, (dp - 1) / dp, inter)
     window = layers * (per_layer["GEMM"] + per_layer["attention"]) * 2 / 3 * (m if lay.zero >= 3 else 1)
     dp_exposed = max(0.0, dp_t - window)
     # Adam on the local shard: read fp32 master, m, v, grad; write master, m, v and bf16 weights
     shard = local / (dp if lay.zero >= 1 else 1)
-    opt_t = shard * (16 + 12 + 2) / (prof.hbm_gbps * 1e9)
+    opt_t = shard * (16 + 12 + 2) / (p.hbm_gbps * 1e9)
 
     step_s = busy + bubble_t + dp_exposed + opt_t
     scale = m * layers

@@ -226,6 +226,12 @@ def _ok(rows: Sequence[Mapping[str, Any]], family: str) -> list[Mapping[str, Any
     return [r for r in rows if r.get("family") == family and r.get("status") == "ok"]
 
 
+def _busbw(row: Mapping) -> float | None:
+    """busbw in GB/s: the collectives family keeps it in `extra` (as compare._rate reads it)."""
+    extra = row.get("extra") if isinstance(row.get("extra"), Mapping) else {}
+    return _num(extra.get("busbw_gbps", row.get("busbw_gbps")))
+
+
 def _num(x: Any) -> float | None:
     ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
     return float(x) if ok else None
@@ -293,21 +299,21 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     else:
         lacking.append("ok memory bandwidth rows (family memory)")
 
-    coll = [r for r in _ok(rows, "collectives") + _ok(rows, "collective")
-            if "all_reduce" in str(r.get("op", "")) and _num(r.get("busbw_gbps"))]
+    coll = [r for r in _ok(rows, "collectives")
+            if "all_reduce" in str(r.get("op", "")) and _busbw(r)]
     intra = [r for r in coll if (_param(r, "nodes") or 1) <= 1 and (r.get("world_size") or 1) > 1]
     inter = [r for r in coll if (_param(r, "nodes") or 1) > 1]
     by_size: dict[float, float] = {}
     for r in intra:
         size = _param(r, "bytes", "size_bytes", "nbytes", "size")
         if size:
-            by_size[size] = max(by_size.get(size, 0.0), r["busbw_gbps"])
+            by_size[size] = max(by_size.get(size, 0.0), _busbw(r))
     if by_size:
         measured.append(f"intra-node all_reduce busbw at {len(by_size)} sizes")
     else:
         lacking.append("ok multi-GPU all_reduce rows with a message size (family collectives)")
 
-    missing = [x for x in lacking]
+    missing = lacking
     if missing and not fill:
         raise UsageError(f"{run_dir} lacks what a measured profile needs: {'; '.join(missing)}; "
                          f"add --hardware {acc.key.upper()} to take those from the spec table, "
@@ -326,7 +332,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         p = replace(p, busbw_points=pts, intra_busbw_gbps=pts[-1][1])
     if inter:
         measured.append("inter-node all_reduce busbw (multi-node run)")
-        p = replace(p, inter_busbw_gbps=max(r["busbw_gbps"] for r in inter))
+        p = replace(p, inter_busbw_gbps=max(_busbw(r) for r in inter))
     else:
         assumed.append(f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} (single-node run: "
                        f"spec link rate x stated efficiency; {NIC_EFF.source})")

@@ -39,11 +39,14 @@ def search(model, base: PM.Layout, p: PP.Profile) -> tuple[PM.Result, int, int]:
     """The fastest layout that fits: (result, layouts tried, layouts that fit). TP stays inside
     a node (<= 8, dividing the heads); CP, PP, virtual stages, micro-batch, ZeRO stage and
     recomputation are searched; DP is what remains."""
+    PM.check_positive(base)
     best, tried, fit = None, 0, 0
     seqs = base.batch_tokens // base.seq
     for tp in _divisors(PP.GPUS_PER_NODE, PP.GPUS_PER_NODE):
         for cp in [c for c in (1, 2, 4, 8, 16, 32) if base.seq % c == 0 and base.seq // c >= 1024]:
-            for pp in _divisors(base.gpus // (tp * cp) if base.gpus % (tp * cp) == 0 else 1, 128):
+            if base.gpus % (tp * cp):
+                continue  # no data-parallel degree fits: DP would be 0 or fractional
+            for pp in _divisors(base.gpus // (tp * cp), 128):
                 layers = PM.stage_layers(model, pp)
                 if layers is None:
                     continue

@@ -75,7 +75,7 @@ def _watts(row: dict) -> str:
 
 
 def shape_text(row: dict) -> str:
-    p = row.get("params") or {}
+    p = row.get("params") if isinstance(row.get("params"), dict) else {}  # a hand-edited file
     if {"m", "n", "k"} <= p.keys():
         return f"{p['m']}x{p['n']}x{p['k']}"
     return ",".join(f"{k}={v}" for k, v in p.items())

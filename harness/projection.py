@@ -334,7 +334,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     scale = e_meas / e_ref
     # Power under load: the chosen row's window, else the highest reading of any ok GEMM row
     # of that dtype. Windows under 1 s are never used: the NVML counter and sensor refresh too
-    # coarsely for them (on an H200, 0.1 s windows read 250-1170 W on a 700 W card).
+    # coarsely for them (on an H200, 0.1 s windows read 250-1370 W on a 700 W card).
     trusted = [r for r in gemm if _power_of(r) and not r.get("telemetry_short_window")]
     power_row = best if best in trusted else max(trusted, key=_power_of, default=None)
     power = _power_of(power_row) if power_row else None

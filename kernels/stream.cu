@@ -1,8 +1,9 @@
 // STREAM kernels: copy, scale, add, triad, dot (McCalpin's STREAM; BabelStream's CUDA
 // variant adds dot). Each thread moves 16 bytes per access (float4 / double2) so every
-// warp issues full 512-byte transactions, and a grid-stride loop lets one launch of
-// (SMs x resident blocks) cover any array size; the tail that does not fill a vector is
-// done element by element. Pointers must be 16-byte aligned (the host checks).
+// warp issues full 512-byte transactions. The loops stride by the whole grid, so any grid
+// covers any array; the host launches one pass (a thread per STREAM_UNROLL vectors, see
+// below) for copy/scale/add/triad and one resident wave for dot. The tail that does not fill
+// a vector is done element by element. Pointers must be 16-byte aligned (the host checks).
 //
 // Byte counts (host side, harness/flops.py stream_bytes): copy/scale 2 words per
 // element, add/triad 3, dot 2; no write-allocate credit.

@@ -148,3 +148,14 @@ def test_import_errors(tmp_path):
     assert p.returncode == 2 and "--collective" in p.stderr
     p = gwbench("import", "nccl-tests", str(tmp_path / "missing.log"))
     assert p.returncode == 2 and "cannot read" in p.stderr
+
+
+def test_log_without_root_column_formats():
+    """all_gather-style rows have no root column (12 fields): the report must still print -1."""
+    text = SAMPLE.read_text()
+    lines = [" ".join(ln.split()[:4] + ln.split()[5:]) if ln.strip()[:1].isdigit() else ln
+             for ln in text.splitlines()]
+    parsed = nt.parse_log("\n".join(lines), "all_reduce")
+    out = nt.format_nccl_tests(nt.rows_from_log(parsed, "r1", "x.log", 1))
+    row = next(s for s in out.splitlines() if s.strip().startswith("1073741824")).split()
+    assert row[4] == "-1" and row[-1] == "0"

@@ -209,3 +209,20 @@ def test_project_with_model_replaces_mfu_and_goodput(tmp_path):
     part = gwbench("project", "--from", str(run), "--model", "405b")
     assert part.returncode == 0, part.stderr
     assert "measured+spec" in part.stdout and "assumed" in part.stdout
+
+
+def test_measured_profile_reads_collectives_rows_as_the_family_writes_them(tmp_path):
+    """The collectives family keeps busbw in `extra` and the size in params.size_bytes."""
+    rows = full_rows()[:-2] + [
+        {"family": "collectives", "op": "all_reduce", "dtype": "bf16", "status": "ok", "world_size": 8,
+         "params": {"size_bytes": b, "placement": "in_place"}, "extra": {"busbw_gbps": g}}
+        for b, g in ((2**20, 100.0), (2**28, 350.0))]
+    p = PP.from_run(write_run(tmp_path, rows))
+    assert p.intra_busbw_gbps == 350.0
+    assert any("all_reduce busbw at 2 sizes" in m for m in p.measured)
+
+
+@pytest.mark.parametrize("args", [["--seq", "0"], ["--gpus", "4"], ["--gpus", "7"]])
+def test_search_bad_sizes_are_one_line_errors(args):
+    r = gwbench("model", "--hardware", "H100", "--search", *args)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr

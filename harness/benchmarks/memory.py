@@ -50,8 +50,8 @@ CPU_MIN_ARRAY_BYTES = 16 * MiB
 ROUND_ELEMENTS = 1 << 20
 STREAM_BLOCK = 256  # must match STREAM_BLOCK in kernels/stream.cu
 STREAM_UNROLL = 1  # must match STREAM_UNROLL's default in kernels/stream.cu
-NUMPY_CHUNK_BYTES = 1 << 20  # per ufunc call: big enough that call overhead is small (256 KiB lost
-# 10-20% to it on the 2-core EPYC build machine), small enough that the scratch stays in cache
+NUMPY_CHUNK_BYTES = 1 << 20  # per ufunc call: big enough that call overhead is small (256 KiB
+# chunks ran 7-20% slower on the 2-core EPYC build machine), small enough to stay in cache
 VERIFY_CHUNK = 1 << 24  # elements per float64 reference chunk on the GPU
 SAMPLE_POINTS = 1 << 20  # strided elements checked on the CPU (plus head and tail)
 
@@ -286,7 +286,7 @@ def _numpy_stream(op, a, b, c, q, threads, pool, result):
     cross-check uses as many cores as torch. numpy cannot fuse the triad: it runs as
     t = q·b into a cache-sized scratch buffer per thread, then c = a + t, so t never leaves
     the cache, c is written once, and the memory traffic stays STREAM's 3 words. (Building
-    q·b in c and adding a into it ran 15-20% slower on the 2-core EPYC build machine.)"""
+    q·b in c and adding a into it ran 4-18% slower on the 2-core EPYC build machine.)"""
     n = a.shape[0]
     bounds = [(i * n // threads, (i + 1) * n // threads) for i in range(threads)]
     chunk = max(1024, NUMPY_CHUNK_BYTES // a.itemsize)

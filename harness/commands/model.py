@@ -63,10 +63,20 @@ def main(args: argparse.Namespace) -> int:
     else:
         r = PM.step(model, lay, p)
     mfu = R.mfu_range(model, lay, p)
-    hw = args.hardware or p.name
+    hw = args.hardware or (_run_device(args.from_run) if args.from_run else p.name)
     try:
         sites = R.site_goodput(hw, table)
     except UsageError:
         sites = R.site_goodput(None, table)
     print(R.render(R.result_dict(model, r, p, mfu, G.goodput(args.gpus), sites, info), args.format))
     return 0
+
+
+def _run_device(run_dir: Path) -> str | None:
+    """The measured run's device name, for the spec entry the site goodput is sized from
+    (the profile's own name carries the run id and is no table key)."""
+    from harness.projection import read_run
+
+    meta, _ = read_run(run_dir)
+    device = meta.get("device")
+    return device.get("name") if isinstance(device, dict) else None
