@@ -86,6 +86,10 @@ class RunConfig:
             raise UsageError(f"--iters {self.coll_iters}: must be between 1 and 100000")
         if self.search and self.only and self.only != ["gemm"]:
             raise UsageError(f"--search is the GEMM family's; it cannot run with --only {','.join(self.only)}")
+        if self.coll_sizes:  # checked up front, whichever families run
+            from harness.benchmarks.collectives import parse_sizes
+
+            parse_sizes(self.coll_sizes)
         from harness.benchmarks.attention import check_backends
 
         check_backends(self.attn_backends)
@@ -300,7 +304,9 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
     except distmod.PeerLost as exc:  # rows written so far stay; the CLI prints the message
         lost = exc
     finally:
-        extra = _telemetry_run_end(tel) if world.rank == 0 else {}
+        extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
+        if world.rank != 0:
+            extra = {}
         if lost is not None:
             extra["error"] = str(lost)
         rows = store.rows()

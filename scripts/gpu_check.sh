@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One prepared check for a GPU node with the packages already installed and no network:
 # the gpu-marked tests, then `gwbench run --suite standard` (every family), straight from
-# the checkout (PYTHONPATH, no install), then the run's report. About 6 minutes on one
-# H100/H200 (GEMM ~45 s, attention ~90 s, memory ~60 s; collectives need 2+ GPUs).
+# the checkout (PYTHONPATH, no install), then the run's report. 170 s on one H200
+# (results/h200-20261129-220559-standard: tests 23 s, 254 cases 130 s; collectives need 2+ GPUs).
 #   scripts/gpu_check.sh [OUT_DIR]      (default results/)
 # Extra `gwbench run` options can be given in GWBENCH_ARGS. Prints the summary table last.
 set -uo pipefail

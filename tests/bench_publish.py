@@ -33,7 +33,7 @@ def _rows(run_id: str, rng: random.Random) -> list[dict]:
             r["params"] = {"seq": 128 << (i % 8), "head_dim": 128, "causal": bool(i % 2), "batch": i}
         elif fam == "memory":
             r["params"] = {"n": 1 << (10 + i % 20)}
-            r["op"] = ("copy", "scale", "add", "triad")[i % 4 // 1 % 4]
+            r["op"] = ("copy", "scale", "add", "triad")[i // 4 % 4]
         else:
             r["params"] = {"size_bytes": 1 << (10 + i % 20), "batch": i}
             r["extra"] = {"algbw_gbps": 1 / t, "busbw_gbps": 1.75 / t}

@@ -144,3 +144,11 @@ def test_each_figure_writes_png_and_svg(tmp_path):
     assert len(figures.power_trace(run, tmp_path / "f" / "power")) == 2
     assert len(figures.projection_generations(tmp_path / "f" / "proj", samples=2000)) == 2
     assert figures.gemm_vs_size(meta, [], tmp_path / "f" / "none") == []  # nothing to draw
+
+
+def test_readme_index_escapes_a_planted_device_name(tmp_path):
+    res = tmp_path / "results"
+    make_run(res, "run-x", name="<script>alert(1)</script>GPU")
+    runs = publish.load_runs(res)
+    text = publish.readme_md(runs, res)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;GPU" in text and "<script" not in text
