@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import UsageError
+from harness.errors import SkipCase, UsageError
 
 MiB = 1 << 20
 CUDA_FLUSH_MIN_BYTES = 256 * MiB  # mamf-finder and triton flush with 256 MiB on the GPU
@@ -126,6 +126,18 @@ class Device:
         except OSError:
             pass
         return None
+
+    def check_fits(self, need: int, what: str = "") -> None:
+        """SkipCase when `need` bytes exceed 90% of what is free. On a GPU, blocks torch's
+        caching allocator holds but no tensor uses count as free: torch reuses them."""
+        free = self.free_bytes()
+        if free is None:
+            return
+        if self.is_cuda:
+            free += torch.cuda.memory_reserved(self.index) - torch.cuda.memory_allocated(self.index)
+        if need > 0.9 * free:
+            who = f"{what} needs" if what else "needs"
+            raise SkipCase(f"out of memory: {who} {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free")
 
     def empty_cache(self) -> None:
         self._flush_buf = None

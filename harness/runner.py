@@ -282,6 +282,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
     status, lost = "failed", None
     # Everything imported so far (torch holds ~10^6 objects) is long-lived: freezing it keeps
     # the per-case gc.collect() in measure_case from re-scanning it (0.2-0.4 s a case on a CPU).
+    frozen_before = gc.get_freeze_count()
     gc.freeze()
     try:
         with _SignalGuard() as guard:
@@ -304,6 +305,8 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
     except distmod.PeerLost as exc:  # rows written so far stay; the CLI prints the message
         lost = exc
     finally:
+        if frozen_before == 0:  # a caller that runs the harness in-process gets its gc back
+            gc.unfreeze()
         extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
         if world.rank != 0:
             extra = {}

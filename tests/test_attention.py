@@ -79,11 +79,15 @@ def test_cpu_backend_ok_and_checked(fast_ctx, backend, op, dtype):
 def test_default_records_the_kernel_torch_picks(fast_ctx):
     status, outcome, error = measure_case(_case("sdpa-default"), fast_ctx)
     assert status == "ok", error
-    # torch's CPU dispatcher picks its flash kernel for these inputs.
-    assert outcome.extra["default_backend"] in ("FLASH_ATTENTION", "MATH")
+    # Judged by what actually ran, not by the dispatcher query the code itself uses: the
+    # profiler names the aten kernel an unpinned call dispatches to on the CPU.
+    kernel = {"FLASH_ATTENTION": "aten::_scaled_dot_product_flash_attention_for_cpu",
+              "MATH": "aten::_scaled_dot_product_attention_math"}
     q = torch.randn(1, 2, 64, 32)
-    expected = A._default_choice(q, q, q, True, False)
-    assert outcome.extra["default_backend"] == expected != "unknown"
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+    ran = {e.key for e in prof.key_averages()}
+    assert kernel[outcome.extra["default_backend"]] in ran, (outcome.extra["default_backend"], ran)
 
 
 @pytest.mark.parametrize("backend", ["sdpa-math", "sdpa-flash"])
@@ -312,9 +316,13 @@ def test_cuda_backend_forward(backend):
 def test_cuda_backend_fwdbwd_gqa(backend):
     case = _case(backend, "fwdbwd", "bf16", seq=2048, heads=32, kv_heads=8, head_dim=128, batch=4)
     status, outcome, error = measure_case(case, _gpu_ctx())
-    assert status in ("ok", "skipped"), error
-    if status == "ok":
-        assert outcome.check["ok"] and outcome.extra["gqa"] is True
+    if backend == "sdpa-efficient" and status == "skipped":
+        # torch 2.11 on the H200 refused GQA for the efficient kernel (results/h200-*-standard);
+        # a refusal must carry torch's reason, anything else is a failure.
+        assert "refused" in error and "Memory efficient" in error, error
+        return
+    assert status == "ok", error
+    assert outcome.check["ok"] and outcome.extra["gqa"] is True
 
 
 @pytest.mark.gpu

@@ -52,6 +52,8 @@ def test_quick_suite_end_to_end(tmp_path):
     (["run", "--rep-ms", "0"], "--rep-ms"),
     (["list", "--suite", "nope"], "unknown suite"),
     (["report", "--format", "md", "/nonexistent/run"], "no such run folder"),
+    (["run", "--attn-backend", ","], "--attn-backend: expected NAME[,NAME], got ','"),
+    (["run", "--only", " "], "--only: expected NAME[,NAME]"),
     (["run", "--bogus-flag"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),
 ])

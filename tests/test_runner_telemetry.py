@@ -37,3 +37,19 @@ def test_cpu_run_without_sensors_says_why(fast_ctx):
     assert row["power_w"] is None and row["energy_j"] is None
     assert row["power_source"].startswith("unavailable:") and "RAPL" in row["power_source"]
     assert row.get("tflops_per_w") is None
+
+
+def test_run_in_process_gives_gc_back(tmp_path):
+    # The runner freezes the objects imported before the cases (gc.freeze) so per-case
+    # collections stay cheap; a library caller must get a normal gc back afterwards.
+    import gc
+
+    from harness import runner
+
+    assert gc.get_freeze_count() == 0
+    cfg = runner.RunConfig(only=["gemm"], dtypes=["fp32"], device="cpu", warmup_ms=1, rep_ms=5,
+                           idle_s=0, telemetry="none", sustain_s=0, search=True,
+                           m_range="64:128:64", n_range="64:64", k_range="64:64")
+    code, store = runner.run(cfg, tmp_path, ["test"])
+    assert code == runner.EXIT_OK and store.meta["status"] == "complete"
+    assert store.rows() and gc.get_freeze_count() == 0

@@ -173,10 +173,7 @@ def run(case: Case, ctx: Context) -> Outcome:
     dev = ctx.dev
     p = case.p
     m, n, k, data = p["m"], p["n"], p["k"], p.get("data", "randn")
-    free = dev.free_bytes()
-    need = _needed_bytes(case) + dev.flush_bytes()
-    if free is not None and need > 0.9 * free:
-        raise SkipCase(f"out of memory: needs {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free")
+    dev.check_fits(_needed_bytes(case) + dev.flush_bytes())
 
     device = dev.torch_device
     gen = torch.Generator(device=device).manual_seed(1234)

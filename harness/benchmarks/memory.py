@@ -184,14 +184,6 @@ def _elem_bytes(dtype: str) -> int:
     return torch.finfo(TORCH_DTYPE[dtype]).bits // 8
 
 
-def _check_fits(dev: devmod.Device, need: int, what: str) -> None:
-    free = dev.free_bytes()
-    if free is not None and dev.is_cuda:  # blocks torch caches but no tensor holds are free too
-        free += torch.cuda.memory_reserved(dev.index) - torch.cuda.memory_allocated(dev.index)
-    if free is not None and need > 0.9 * free:
-        raise SkipCase(f"out of memory: {what} needs {need / GiB:.2f} GiB, {free / GiB:.2f} GiB free")
-
-
 def _fill(n: int, dtype: torch.dtype, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     """Random values in [0.5, 1.5): never zeros, all positive so a dot product's error can
     be judged against its size. On the CPU one random block is tiled (drawing 10^8
@@ -233,7 +225,7 @@ def _stream(case: Case, ctx: Context) -> Outcome:
     elif backend not in ("torch", "numpy"):
         raise SkipCase(f"unknown STREAM backend {backend!r}")
     scratch = 4 * VERIFY_CHUNK * 8 if dev.is_cuda else 0  # float64 reference chunks
-    _check_fits(dev, 3 * n * eb + scratch, f"three {n}-element {case.dtype} arrays")
+    dev.check_fits(3 * n * eb + scratch, f"three {n}-element {case.dtype} arrays")
 
     kern = None
     if backend == "cupy-kernel":
@@ -478,7 +470,7 @@ def _transfer(case: Case, ctx: Context) -> Outcome:
     size = int(p["size_bytes"])
     pinned = p.get("host_mem", "pinned") == "pinned"
     ways = 2 if op == "bidir" else 1
-    _check_fits(dev, ways * size * (2 if op == "d2d" else 1) + size, f"{size / MiB:g} MiB copies")
+    dev.check_fits(ways * size * (2 if op == "d2d" else 1) + size, f"{size / MiB:g} MiB copies")
     host_free = _host_free()
     if op != "d2d" and host_free is not None and ways * size > 0.8 * host_free:
         raise SkipCase(f"out of memory: needs {ways * size / GiB:.2f} GiB of host memory, "
@@ -559,7 +551,7 @@ def _p2p(case: Case, ctx: Context) -> Outcome:
     timing = dst if reader else src
     tdev = devmod.Device("cuda", timing)
     for idx in (src, dst):
-        _check_fits(devmod.Device("cuda", idx), size, f"a {size / MiB:g} MiB peer buffer")
+        devmod.Device("cuda", idx).check_fits(size, f"a {size / MiB:g} MiB peer buffer")
     with torch.cuda.device(timing):
         gen = torch.Generator(device=f"cuda:{src}").manual_seed(11)
         a = _random_bytes(size, torch.device("cuda", src), gen)

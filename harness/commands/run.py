@@ -14,7 +14,10 @@ HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:  # "--only ," must not quietly mean "everything"
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME], got {text!r}")
+    return names
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
