@@ -7,8 +7,9 @@ micro-batch, on one GPU:
 
   GEMMs         forward at the profile's rate for each layer shape (TP-split); backward = dgrad
                 + wgrad = 2x forward FLOP, at the rates of the transposed shapes
-  attention     FlashAttention FLOP convention (REF): forward 4*b*s_q*s_kv*h*d, halved when
-                causal; backward 2.5x forward; at the profile's attention efficiency
+  attention     FlashAttention FLOP convention (Dao 2023, "FlashAttention-2", arXiv:2307.08691
+                s4.1): forward 4*b*s_q*s_kv*h*d, halved when causal; backward 2.5x forward; at
+                the profile's attention efficiency
   memory-bound  norms, residual adds, RoPE, SwiGLU/GELU: bytes / achieved HBM bandwidth
                 (forward bytes counted below; backward 2x: reads saved inputs and grads)
   TP            Megatron tensor parallel (Shoeybi et al. 2019; Narayanan et al. 2021 s2.3): 2
@@ -23,13 +24,17 @@ micro-batch, on one GPU:
                 parameter all-gather; overlapped with the last micro-batch's backward pass
                 (bucketed, Megatron distributed optimizer), the rest exposed
   optimizer     Adam on the local (sharded) fp32 state: bytes / HBM bandwidth
+  recompute     full: the layer's forward again (GEMMs, attention, memory-bound ops, TP and CP
+                collectives); selective: the activation function again, its bytes / HBM bandwidth
+                (see `_act_bytes_fwd`)
 
 MFU convention (stated in every output): model FLOP per token = 6*N + 6*L*s*h_q*d, i.e. PaLM's
 6N + 12*L*H*Q*T (Chowdhery et al. 2022, app. B) with the attention term halved for the causal
 mask (the FLOP a causal kernel does); N excludes the input embedding (a lookup, not a matmul)
 and includes the output head; MoE counts active parameters. HFU adds recomputation FLOP.
 Memory per GPU follows Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
-Transformer Models"), adapted to GQA and gated MLPs (see `activation_bytes_per_layer`).
+Transformer Models", arXiv:2205.05198), adapted to GQA and gated MLPs (see
+`activation_bytes_per_layer`). Memory is in GB = 1e9 B, capacity included (perfmodel_profile).
 
 No torch here: pure arithmetic on a Profile.
 """
@@ -194,14 +199,20 @@ def _layer_param_local(model: Transformer, tp: int) -> float:
     return model.layer_params() / tp
 
 
+def _act_bytes_fwd(model: Transformer, tokens: int, tp: int) -> float:
+    """HBM bytes of the MLP activation function per layer per GPU (bf16, read + write): SwiGLU
+    reads gate and up and writes f values per token, 3f; GELU reads and writes f, 2f; a token
+    passes through top_k experts; the f columns are split over TP."""
+    return 2.0 * tokens * (3 if model.gated_mlp else 2) * model.ffn * model.top_k / tp
+
+
 def _mem_bytes_fwd(model: Transformer, tokens: int, tp: int) -> float:
     """Forward bytes of the memory-bound ops per layer per GPU (bf16, read + write):
     2 RMSNorms (r+w of h) 4h; 2 residual adds (2 reads + 1 write) 6h; RoPE on Q and K (r+w)
-    2*(h_q + kv*d); activation (SwiGLU reads gate and up, writes f: 3f; GELU r+w 2f)."""
-    h, f = model.d_model, model.ffn * model.top_k
+    2*(h_q + kv*d); the activation function (`_act_bytes_fwd`)."""
+    h = model.d_model
     rope = 2 * (model.heads + model.kv_heads) * model.head_dim
-    act = (3 if model.gated_mlp else 2) * f
-    return 2.0 * tokens * (4 * h + 6 * h + rope + act) / tp
+    return 2.0 * tokens * (4 * h + 6 * h + rope) / tp + _act_bytes_fwd(model, tokens, tp)
 
 
 # ---------------------------------------------------------------- the step
@@ -260,7 +271,7 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
     if require_fit and total > hbm:
         parts = ", ".join(f"{k} {v:.1f}" for k, v in mem.items())
         raise UsageError(f"{lay.describe()} needs {total:.1f} GB per GPU ({parts}) > {hbm:.1f} GB usable "
-                         "on " + p.name + "; try more TP/PP, --zero 3, --recompute, or --search")
+                         f"on {p.name} (GB = 1e9 B); try more TP/PP, --zero 3, --recompute, or --search")
     tp, cp, pp, v, m = lay.tp, lay.cp, lay.pp, lay.vpp, lay.micro_batches
     tokens = lay.micro_batch * lay.seq // cp
     layers = stage_layers(model, pp) or model.layers
@@ -282,7 +293,14 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
     cp_one = p.collective_time(kv_b, (cp - 1) / cp, inter=node_cell > GPUS_PER_NODE) if cp > 1 else 0.0
 
     recompute_f = 1.0 if lay.recompute == "full" else 0.0
-    sel_f = mem_f * 0.3 if lay.recompute == "selective" else 0.0  # re-run the activation function
+    # Selective recomputation (Korthikanti et al. 2022, arXiv:2205.05198 s5: recompute what holds
+    # much memory for little work). Their pick, the attention core, stores nothing here: a
+    # FlashAttention kernel already recomputes it inside its backward (counted in its 2.5x).
+    # What this model drops instead (`activation_bytes_per_layer`) is the activation-function
+    # output, as Megatron-Core's output-discarding checkpoint of the MLP activation does
+    # (recompute_modules "moe_act"): backward re-runs SwiGLU/GELU from the saved up-projection,
+    # a memory-bound op with no GEMM, costing its forward bytes again over HBM bandwidth.
+    sel_f = _act_bytes_fwd(model, tokens, tp) / (p.hbm_gbps * 1e9) if lay.recompute == "selective" else 0.0
     per_layer = {
         "GEMM": g_f + g_b + recompute_f * g_f,
         "attention": a_f + a_b + recompute_f * a_f,

@@ -27,37 +27,58 @@ from typing import Any
 from harness import specs
 from harness.errors import UsageError
 from harness.flops import DTYPE_BYTES
-from harness.projection import Range, read_run
+from harness.projection import Range, positive_number, read_run, reference_efficiency
 
 
 # ---------------------------------------------------------------- documented efficiency factors
 
-# Achieved/peak for large GEMMs: mamf-finder's maximum achievable matmul / dense peak (table's
-# mamf_tflops; H100 bf16 794.5/989 = 0.80). Range: REF measured 769-798 on one H200 (0.78-0.81)
-# and what a training framework reaches on layer shapes (a few % below the best shape).
+# Achieved/peak for large GEMMs: mamf-finder's maximum achievable matmul / dense peak (the
+# table's mamf_tflops; stas00/ml-engineering compute/accelerator/README.md: H100 bf16
+# 794.5/989 = 0.80), through harness.projection.reference_efficiency (H100's ratio for a
+# generation without a figure). Range: 769-798 TFLOP/s reported for 8192^3 bf16 through PyTorch
+# 2.11 on one H200 (0.78-0.81; gwbench's reference notes, no published source) and what a
+# training framework reaches on layer shapes (a few % below the best shape).
 GEMM_EFF_RANGE = (0.93, 1.0, 1.02)  # multipliers of the mamf ratio
-GEMM_EFF_FALLBACK = 0.80  # H100's mamf ratio, for a generation without a mamf figure
-# FlashAttention-3 (Shah et al. 2024, REF): 740 TFLOP/s bf16 forward on H100 = 0.75 of 989. The
-# backward pass reaches ~0.55-0.6 of peak in the FA3 paper's backward figure (hdim 128, long
-# sequences); 0.57 taken. Low end: FA2's ~335 TFLOP/s (0.34) is what an old stack gets.
+# FlashAttention-3 (Shah et al. 2024, arXiv:2407.08608): 740 TFLOP/s bf16 forward on H100 = 0.75
+# of 989. The backward pass reaches ~0.55-0.6 of peak in the FA3 paper's backward figure (hdim
+# 128, long sequences); 0.57 taken. Low end: FlashAttention-2 (Dao 2023, arXiv:2307.08691) up
+# to ~335 TFLOP/s on H100 (0.34) is what an old stack gets.
 ATTN_FWD_EFF = Range(0.55, 0.75, 0.78, "FlashAttention-3 740 TFLOP/s bf16 fwd on H100 (0.75); FA2 ~0.34")
 ATTN_BWD_EFF = Range(0.42, 0.57, 0.62, "FlashAttention-3 backward ~0.55-0.6 of peak (hdim 128)")
-# HBM: BabelStream triad H100 2.97 / 3.35 = 0.89, copy 2.90 (0.87) (REF, Azure ND H100 v5).
+# HBM: BabelStream on Azure ND H100 v5, triad 2.97 / 3.35 = 0.89, copy 2.90 (0.87); ND H200 v5
+# copy/triad 4.01/4.15 of 4.8 (0.83-0.86) (github.com/Azure/AI-benchmarking-guide, "Azure
+# Results/ND_H100_v5_results.md" and "Azure_Results/ND_H200_v5_results.md").
 HBM_EFF = Range(0.83, 0.87, 0.89, "BabelStream H100 copy/triad 2.90-2.97 of 3.35 TB/s; H200 0.83-0.86")
-# NVLink all_reduce busbw over the unidirectional link rate: H100 8-GPU ring 360-370 of 450
-# (0.81), NVLS ~480 (1.07: switch reduction) (REF, nccl-tests).
+# NVLink all_reduce busbw over the unidirectional link rate (450 GB/s on H100). NVLS (switch
+# reduction): 479 GB/s at 8 GB on 8x H100 (1.06) in the same Azure guide. Ring (NVLS off):
+# 360-370 GB/s (0.81), the mode, a figure from gwbench's reference notes that we could not trace
+# to a published table; a measured profile replaces it with the run's own busbw.
 NVLINK_EFF = Range(0.78, 0.81, 1.0, "nccl-tests 8x H100 all_reduce ring 360-370 GB/s of 450; NVLS ~480")
-# Inter-node: one 400 Gb/s NIC per GPU (InfiniBand NDR, as in DGX H100 and Llama 3's cluster);
-# nccl-tests reach 46-48 GB/s per NIC of 50 (REF). Rate of later generations: table has none.
-NIC_GBPS = 50.0  # 400 Gb/s per GPU; REF "InfiniBand NDR 400G"
-NIC_EFF = Range(0.80, 0.94, 0.96, "nccl-tests InfiniBand NDR 400G ~46-48 GB/s per NIC of 50 (REF)")
+# Inter-node: one 400 Gb/s NIC per GPU = 50 GB/s (DGX H100: eight 400 Gb/s ConnectX-7 InfiniBand
+# NDR ports; Llama 3 paper, arXiv:2407.21783 s3.3.1: 400 Gbps between GPUs, RoCE for 405B).
+# nccl-tests reaching 46-48 GB/s per NIC is again from gwbench's reference notes (no published
+# table traced). Rate of later generations: the table has none.
+NIC_GBPS = 50.0  # 400 Gb/s InfiniBand NDR per GPU
+NIC_EFF = Range(0.80, 0.94, 0.96,
+                "nccl-tests InfiniBand NDR 400G ~46-48 GB/s per NIC of 50 (no published source traced)")
 # Per-collective launch/latency cost (NCCL small-message latency is ~10-30 us on NVLink, more
 # across nodes): a gwbench estimate, only noticeable for small messages.
 LAT_INTRA_S = 15e-6
 LAT_INTER_S = 30e-6
 GPUS_PER_NODE = 8  # HGX/DGX nodes (table's systems hold 8; NVL72 racks are treated as 8 here)
-# Usable HBM: datasheet "80 GB" is binary (an H100 reports 81,559 MiB = 85.5e9 B); minus a
-# reserve for the CUDA context, NCCL buffers and allocator fragmentation (gwbench estimate).
+
+# HBM capacity. Everything here is in bytes and printed as GB = 1e9 B, as everywhere in
+# gwbench. The table's `hbm_gb` holds the vendor's capacity figure, and vendors' HBM "GB" is
+# binary: HBM stacks come in power-of-two sizes (H100: 5 x 16 GiB stacks = 80 GiB), and devices
+# report about that many GiB, not GB: this repository's H200 runs read torch total_memory =
+# 150,109,880,320 B for the "141 GB" card (results/h200-*/run.json), 139.8 GiB = 0.9915 of
+# 141 GiB but 1.065 x 141e9; an H100 80 GB shows 81,559 MiB in nvidia-smi (0.996 of 80 GiB). So
+# the spec capacity is hbm_gb GiB x the share the driver leaves visible (0.99, the H200 figure
+# rounded down); a measured profile takes the run's own total_memory instead. Reading "141 GB"
+# as 141e9 B would understate the card by 6.5% and refuse layouts that fit.
+VENDOR_GB_BYTES = 2**30
+HBM_VISIBLE = 0.99
+# Minus a reserve for the CUDA context, NCCL buffers and allocator fragmentation (gwbench estimate).
 HBM_RESERVE_B = 3e9
 
 
@@ -94,7 +115,8 @@ class Profile:
         if not self.attn_points:
             return self.attn_fwd_eff, self.attn_bwd_eff
         best = min(self.attn_points, key=lambda p: abs(math.log(p[0] / seq)) + abs(math.log(p[1] / head_dim)))
-        # Backward/forward ratio from the spec factors: runs measure the forward (REF FA convention).
+        # Backward/forward ratio from the spec factors: runs measure the forward (FlashAttention
+        # FLOP convention, Dao 2023 arXiv:2307.08691 s4.1: backward = 2.5x forward FLOP).
         return best[2], best[2] * self.attn_bwd_eff / self.attn_fwd_eff
 
     def collective_time(self, nbytes: float, factor: float, inter: bool) -> float:
@@ -184,10 +206,16 @@ def _busbw_at(p: Profile, nbytes: float) -> float:
 # ---------------------------------------------------------------- spec profile
 
 
-def _usable_hbm(acc: specs.Accelerator) -> float:
+def spec_capacity_bytes(acc: specs.Accelerator) -> float:
+    """Device-visible HBM bytes of `acc` from the table's vendor figure (binary GB, see above)."""
     if acc.hbm_gb is None:
         raise UsageError(f"{acc.name} has no HBM capacity in the hardware table")
-    return acc.hbm_gb.value * 2**30 - HBM_RESERVE_B
+    return acc.hbm_gb.value * VENDOR_GB_BYTES * HBM_VISIBLE
+
+
+def _capacity_note(total_b: float, how: str) -> str:
+    return (f"HBM capacity {total_b / 1e9:.1f} GB ({how}) - {HBM_RESERVE_B / 1e9:g} GB reserve = "
+            f"{(total_b - HBM_RESERVE_B) / 1e9:.1f} GB usable (GB = 1e9 B)")
 
 
 def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None = None,
@@ -196,26 +224,25 @@ def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None =
     acc = name if isinstance(name, specs.Accelerator) else table.lookup(name)
     peak = acc.peak(dtype)
     notes = []
-    if dtype in acc.mamf_tflops:
-        eff = acc.mamf_tflops[dtype].value / peak.value
-        gemm_src = f"mamf-finder {acc.mamf_tflops[dtype].value:g}/{peak.value:g}"
-    else:
-        eff, gemm_src = GEMM_EFF_FALLBACK, f"no mamf-finder {dtype} figure: H100's 0.80 assumed"
-        notes.append(gemm_src)
+    eff, gemm_src = reference_efficiency(acc, table, dtype)
+    if dtype not in acc.mamf_tflops:
+        notes.append(f"no mamf-finder {dtype} figure for {acc.name}: {gemm_src}")
     if acc.hbm_tbps is None or acc.scaleup_gbps is None:
         raise UsageError(f"{acc.name} lacks HBM bandwidth or scale-up link rate in the hardware table")
     if acc.preliminary:
         notes.append(f"{acc.name}: announced, preliminary figures")
+    capacity = spec_capacity_bytes(acc)
     assumed = (f"GEMM efficiency {eff:.3f} ({gemm_src})",
                f"attention fwd/bwd {ATTN_FWD_EFF.mode}/{ATTN_BWD_EFF.mode} of peak ({ATTN_FWD_EFF.source})",
                f"HBM {acc.hbm_tbps.value:g} TB/s x {HBM_EFF.mode} ({HBM_EFF.source})",
                f"NVLink busbw {acc.scaleup_gbps.value:g} GB/s x {NVLINK_EFF.mode} ({NVLINK_EFF.source})",
-               f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} ({NIC_EFF.source})")
+               f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} ({NIC_EFF.source})",
+               _capacity_note(capacity, f"vendor {acc.hbm_gb.value:g} GB read as GiB x {HBM_VISIBLE} visible"))
     return Profile(name=acc.name, source="spec", dtype=dtype, peak_tflops=peak.value, gemm_eff=eff,
                    attn_fwd_eff=ATTN_FWD_EFF.mode, attn_bwd_eff=ATTN_BWD_EFF.mode,
                    hbm_gbps=acc.hbm_tbps.value * 1e3 * HBM_EFF.mode,
                    intra_busbw_gbps=acc.scaleup_gbps.value * NVLINK_EFF.mode,
-                   inter_busbw_gbps=NIC_GBPS * NIC_EFF.mode, hbm_bytes=_usable_hbm(acc),
+                   inter_busbw_gbps=NIC_GBPS * NIC_EFF.mode, hbm_bytes=capacity - HBM_RESERVE_B,
                    assumed=assumed, notes=tuple(notes))
 
 
@@ -229,18 +256,13 @@ def _ok(rows: Sequence[Mapping[str, Any]], family: str) -> list[Mapping[str, Any
 def _busbw(row: Mapping) -> float | None:
     """busbw in GB/s: the collectives family keeps it in `extra` (as compare._rate reads it)."""
     extra = row.get("extra") if isinstance(row.get("extra"), Mapping) else {}
-    return _num(extra.get("busbw_gbps", row.get("busbw_gbps")))
-
-
-def _num(x: Any) -> float | None:
-    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-    return float(x) if ok else None
+    return positive_number(extra.get("busbw_gbps", row.get("busbw_gbps")))
 
 
 def _param(r: Mapping[str, Any], *names: str) -> float | None:
     params = r.get("params") if isinstance(r.get("params"), Mapping) else {}
     for n in names:
-        v = _num(params.get(n)) or _num(r.get(n))
+        v = positive_number(params.get(n)) or positive_number(r.get(n))
         if v:
             return v
     return None
@@ -265,7 +287,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     peak = base.peak_tflops
     measured, lacking = [], []
 
-    gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and _num(r.get("tflops"))]
+    gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and positive_number(r.get("tflops"))]
     points = []
     for r in gemm:
         m, n, k = (_param(r, d) for d in ("m", "n", "k"))
@@ -276,7 +298,8 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     else:
         lacking.append(f"ok {dtype} GEMM rows (family gemm)")
 
-    attn = [r for r in _ok(rows, "attention") if r.get("dtype") in (dtype, None) and _num(r.get("tflops"))]
+    attn = [r for r in _ok(rows, "attention")
+            if r.get("dtype") in (dtype, None) and positive_number(r.get("tflops"))]
     # The fastest backend per (seq, head_dim): a training run pins the best kernel, and the
     # run also measures MATH (the reference, ~2% of peak), which must not stand for it.
     best_at: dict[tuple[int, int], float] = {}
@@ -292,7 +315,8 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         lacking.append("ok attention rows with seq and head_dim (family attention)")
 
     # Memory-bound training ops read and write: STREAM copy/scale/add/triad, not dot (reads only).
-    mem = [_num(r.get("gbps")) for r in _ok(rows, "memory") if r.get("op") in ("copy", "scale", "add", "triad")]
+    mem = [positive_number(r.get("gbps")) for r in _ok(rows, "memory")
+           if r.get("op") in ("copy", "scale", "add", "triad")]
     mem = [g for g in mem if g]
     if mem:
         measured.append(f"HBM {max(mem):.0f} GB/s (best STREAM copy/scale/add/triad row)")
@@ -318,7 +342,8 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         raise UsageError(f"{run_dir} lacks what a measured profile needs: {'; '.join(missing)}; "
                          f"add --hardware {acc.key.upper()} to take those from the spec table, "
                          "or use --hardware alone")
-    assumed = list(base.assumed) if missing else []
+    # The spec's capacity line is decided below, from the run's device where it can be.
+    assumed = [a for a in base.assumed if not a.startswith("HBM capacity")] if missing else []
     p = base
     if points:
         big = max(points, key=lambda q: 2.0 * q[0] * q[1] * q[2])
@@ -330,6 +355,15 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     if by_size:
         pts = tuple(sorted(by_size.items()))
         p = replace(p, busbw_points=pts, intra_busbw_gbps=pts[-1][1])
+    # HBM capacity: the device's own total_memory (bytes, as torch reports it) where the run
+    # recorded it; it replaces the spec's vendor figure, so the GB/GiB reading never arises.
+    # A CPU run's memory_bytes is host RAM: not an accelerator's.
+    total_b = positive_number(device.get("memory_bytes")) if device.get("backend") != "cpu" else None
+    if total_b:
+        p = replace(p, hbm_bytes=total_b - HBM_RESERVE_B)
+        measured.append(_capacity_note(total_b, "device total_memory"))
+    else:
+        assumed.append(_capacity_note(spec_capacity_bytes(acc), "spec: the run has no device memory_bytes"))
     if inter:
         measured.append("inter-node all_reduce busbw (multi-node run)")
         p = replace(p, inter_busbw_gbps=max(_busbw(r) for r in inter))

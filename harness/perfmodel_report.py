@@ -72,7 +72,7 @@ def search(model, base: PM.Layout, p: PP.Profile) -> tuple[PM.Result, int, int]:
                                     best = r
     if best is None:
         raise UsageError(f"no layout of {model.name} on {base.gpus} GPUs fits in "
-                         f"{p.hbm_bytes / 1e9:.1f} GB per GPU ({tried} tried)")
+                         f"{p.hbm_bytes / 1e9:.1f} GB (1e9 B) per GPU ({tried} tried)")
     return best, tried, fit
 
 
@@ -125,7 +125,8 @@ def render(d: dict[str, Any], fmt: str = "md") -> str:
               f"- MFU {r['mfu']:.1%} (range {m['low']:.1%}-{m['high']:.1%} from the uncertain rates); "
               f"HFU {r['hfu']:.1%}; pipeline bubble {r['bubble']:.1%}",
               f"- convention: {r['convention']}",
-              "- memory per GPU (GB): " + ", ".join(f"{k} {v:.1f}" for k, v in r["memory_gb"].items())
+              "- memory per GPU in GB (1 GB = 1e9 B; 1 GiB = 1.074 GB): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in r["memory_gb"].items())
               + f"; total {sum(r['memory_gb'].values()):.1f} of {r['hbm_gb']:.1f} usable"
               + ("" if r["fits"] else " — DOES NOT FIT")]
     g = d["goodput"]

@@ -1,7 +1,7 @@
 """Facility power -> accelerators -> training FLOP, with sources and Monte Carlo ranges.
 
-The chain most published analyses use (REFERENCE.md "From power to training FLOPs"; Epoch AI,
-GPU clusters documentation):
+The chain most published analyses use (Epoch AI, "GPU clusters" dataset documentation: cluster
+power = TDP x chips x 1.82 x PUE, 1.82 = DGX H100's 10.2 kW / 8 GPUs / 700 W):
 
     IT W                 = facility W / PUE                       ("GW" is always facility power)
     W per accelerator    = system W / GPUs per system + network share          (spec)
@@ -284,7 +284,9 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return meta, rows
 
 
-def _number(x: Any) -> float | None:
+def positive_number(x: Any) -> float | None:
+    """`x` as a float when it is a finite number > 0 (not a bool), else None: how a run row's
+    measured field is read (JSON may hold null, a string, NaN or 0 where a reading failed)."""
     ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
     return float(x) if ok else None
 
@@ -292,7 +294,7 @@ def _number(x: Any) -> float | None:
 def _power_of(row: Mapping[str, Any]) -> float | None:
     if str(row.get("power_source") or "").startswith("unavailable"):
         return None
-    return _number(row.get("power_w"))
+    return positive_number(row.get("power_w"))
 
 
 def reference_efficiency(acc: specs.Accelerator, table: specs.HardwareTable,
@@ -317,7 +319,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         raise UsageError(f"{run_dir} is a CPU run ({name}): no accelerator to project from")
     acc = table.lookup(name)
     gemm = [r for r in rows if r.get("family") == "gemm" and r.get("dtype") == dtype
-            and r.get("status") == "ok" and _number(r.get("tflops"))]
+            and r.get("status") == "ok" and positive_number(r.get("tflops"))]
     if not gemm:
         raise UsageError(f"{run_dir} has no ok {dtype} GEMM rows to measure efficiency from")
     # A sustained window (--sustain; the power case) is what a facility sees all year: the

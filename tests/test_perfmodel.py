@@ -11,7 +11,9 @@ from harness import perfmodel as PM
 from harness import perfmodel_goodput as G
 from harness import perfmodel_profile as PP
 from harness import perfmodel_report as R
+from harness import projection, specs
 from harness.errors import UsageError
+from harness.models import Transformer
 from tests.conftest import gwbench
 
 M405 = PM.preset("405b")
@@ -26,7 +28,8 @@ def llama3(gpus: int, cp: int, seq: int) -> PM.Layout:
                      batch_tokens=16 * 2**20, zero=2, recompute="none")
 
 
-# H100 from the hardware table; GEMM efficiency = mamf-finder 794.5/989 (REFERENCE.md); the
+# H100 from the hardware table; GEMM efficiency = mamf-finder 794.5/989 (stas00/ml-engineering
+# compute/accelerator/README.md); the
 # other efficiencies are perfmodel_profile.py's one documented set. Nothing tuned per case.
 # require_fit=False: our activation estimate for the interleaved schedule exceeds 80 GB for these
 # layouts (Korthikanti's interleaving factor); the published run fit, so memory is not judged here.
@@ -131,8 +134,9 @@ def test_goodput_young_daly():
 # ---------------------------------------------------------------- measured profiles
 
 
-def write_run(tmp_path, rows, name="NVIDIA H100 80GB HBM3"):
-    (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1", "device": {"name": name, "backend": "cuda"}}))
+def write_run(tmp_path, rows, name="NVIDIA H100 80GB HBM3", **device):
+    device = {"name": name, "backend": "cuda"} | device
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1", "device": device}))
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return tmp_path
 
@@ -177,6 +181,7 @@ def test_cli_model_md_and_json():
                 "--seq", "4096", "--batch-tokens", str(4096 * 64), "--recompute", "full", "--zero", "1")
     assert r.returncode == 0, r.stderr
     assert "MFU" in r.stdout and "6N" in r.stdout and "pipeline bubble" in r.stdout and "1 GW site" in r.stdout
+    assert "memory per GPU in GB (1 GB = 1e9 B" in r.stdout and "GB usable (GB = 1e9 B)" in r.stdout
     j = gwbench("model", "--hardware", "H100", "--model", "8b", "--gpus", "8", "--tp", "1", "--pp", "1",
                 "--seq", "4096", "--batch-tokens", str(4096 * 8), "--format", "json")
     d = json.loads(j.stdout)
@@ -226,3 +231,72 @@ def test_measured_profile_reads_collectives_rows_as_the_family_writes_them(tmp_p
 def test_search_bad_sizes_are_one_line_errors(args):
     r = gwbench("model", "--hardware", "H100", "--search", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+# ---------------------------------------------------------------- recomputation, HBM capacity, reuse
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_selective_recompute_costs_the_activation_bytes_over_hbm_bandwidth(gated):
+    tiny = Transformer("tiny", layers=4, d_model=512, ffn=1536, heads=8, kv_heads=2, vocab=1000,
+                       head_dim=64, gated_mlp=gated)
+    p = PP.from_spec("H100")
+    lay = PM.Layout(8, tp=2, seq=1024, batch_tokens=1024 * 4 * 3)  # DP4, 3 micro-batches, no PP
+    none, sel, full = (PM.step(tiny, replace(lay, recompute=rc), p, require_fit=False)
+                       for rc in ("none", "selective", "full"))
+    # Backward re-runs the activation function from the saved up-projection outputs: SwiGLU
+    # reads gate and up and writes its output (3 x ffn bf16 values per token), GELU reads and
+    # writes ffn values (2 x); the ffn columns are split over TP; memory-bound, so bytes / HBM B/s.
+    values = (3 if gated else 2) * tiny.ffn
+    per_layer_s = lay.seq * values * 2 / lay.tp / (p.hbm_gbps * 1e9)
+    per_step_s = per_layer_s * tiny.layers * lay.micro_batches
+    extra = sel.breakdown["memory-bound ops"] - none.breakdown["memory-bound ops"]
+    assert extra == pytest.approx(per_step_s, rel=1e-12)
+    assert sel.step_s - none.step_s == pytest.approx(per_step_s, rel=1e-9)  # nothing else moves
+    assert 0 < sel.step_s - none.step_s < full.step_s - none.step_s
+    assert sel.hfu == pytest.approx(sel.mfu)  # no matmul is re-run
+    assert none.memory_gb["activations"] > sel.memory_gb["activations"] > full.memory_gb["activations"]
+
+
+def test_hbm_capacity_vendor_gb_is_binary_and_decides_the_fit():
+    """H100 "80 GB" is 80 GiB of HBM: read as 80e9 B this layout would be refused."""
+    p = PP.from_spec("H100")
+    assert p.hbm_bytes == pytest.approx(80 * 2**30 * PP.HBM_VISIBLE - PP.HBM_RESERVE_B)
+    m = PM.preset("8b")
+    lay = PM.Layout(8, tp=2, seq=4096, batch_tokens=4096 * 4, zero=0)
+    need_b = sum(PM.memory(m, lay, p).values()) * 1e9
+    assert 80e9 - PP.HBM_RESERVE_B < need_b < p.hbm_bytes  # the GB/GiB reading decides this case
+    r = PM.step(m, lay, p)
+    assert r.fits and r.hbm_gb == pytest.approx(p.hbm_bytes / 1e9)
+    as_decimal = replace(p, hbm_bytes=80e9 - PP.HBM_RESERVE_B)
+    with pytest.raises(UsageError, match=r"GB usable on H100 SXM \(GB = 1e9 B\)"):
+        PM.step(m, lay, as_decimal)
+    assert any(a.startswith("HBM capacity 85.0 GB (vendor 80 GB read as GiB") for a in p.assumed)
+
+
+def test_spec_capacity_agrees_with_a_measured_device_and_the_run_value_wins(tmp_path):
+    # torch total_memory of this repository's H200 (results/h200-*/run.json) vs "141 GB"
+    h200_b = 150_109_880_320
+    assert PP.spec_capacity_bytes(specs.load().lookup("H200")) == pytest.approx(h200_b, rel=0.01)
+    assert abs(141e9 / h200_b - 1) > 0.06  # the decimal reading would be 6% off
+    p = PP.from_run(write_run(tmp_path, full_rows(), name="NVIDIA H200", memory_bytes=h200_b))
+    assert p.hbm_bytes == h200_b - PP.HBM_RESERVE_B
+    assert any("device total_memory" in m for m in p.measured)
+    assert not any(a.startswith("HBM capacity") for a in p.assumed)
+
+
+def test_cpu_run_memory_is_not_taken_for_hbm(tmp_path):
+    run = write_run(tmp_path, full_rows()[:4], name="AMD EPYC", backend="cpu", memory_bytes=8e9)
+    p = PP.from_run(run, fill="H100")
+    assert p.hbm_bytes == PP.from_spec("H100").hbm_bytes
+    assert any(a.startswith("HBM capacity") for a in p.assumed)
+
+
+@pytest.mark.parametrize("key", ["h100", "b300", "gb300"])
+def test_spec_gemm_efficiency_is_projections_reference_efficiency(key):
+    table = specs.load()
+    acc = table.accelerators[key]
+    eff, source = projection.reference_efficiency(acc, table, "bf16")
+    p = PP.from_spec(acc, table)
+    assert p.gemm_eff == eff and any(source in a for a in p.assumed)
+    assert any("no mamf-finder" in n for n in p.notes) == ("bf16" not in acc.mamf_tflops)
