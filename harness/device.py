@@ -209,7 +209,7 @@ def _version(dist: str) -> str | None:
 
 
 def matmul_flags() -> dict:
-    """The precision switches that change what a "fp32" matmul means (REFERENCE.md, GEMM)."""
+    """The precision switches that change what a "fp32" matmul means (docs/sources.md, GEMM)."""
     return {
         "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,

@@ -34,7 +34,7 @@ def attention_flop(b: int, h: int, s_q: int, s_k: int, d: int, causal: bool, mod
     """Matmul FLOP of softmax(Q Kᵀ) V for `mode` "fwd", "bwd" or "fwdbwd".
 
     FlashAttention convention (Dao et al.; flash-attn benchmarks/benchmark_flash_attention.py;
-    REFERENCE.md "Attention"): the forward is two GEMMs, Q Kᵀ and P V, each 2·s_q·s_k·d per
+    docs/sources.md "Attention"): the forward is two GEMMs, Q Kᵀ and P V, each 2·s_q·s_k·d per
     head, so 4·b·h·s_q·s_k·d; a causal mask halves it (exactly /2 by convention, ignoring
     the diagonal); the backward is five such GEMMs against the forward's two, 2.5 × fwd.
     h counts query heads: grouped-query attention shares K/V but not the matmul work.

@@ -5,7 +5,7 @@
         ...timed region...
     row.update(w.summary())       # power_w, energy_j, power_source, clock_sm_mhz, throttle, ...
 
-Why it is built this way (sources in ../shared/REFERENCE.md, "Power"):
+Why it is built this way (sources in docs/sources.md, "Power"):
 
 - Energy comes from a hardware counter first (NVML nvmlDeviceGetTotalEnergyConsumption, mJ,
   Volta+; RAPL energy_uj on the CPU) and only falls back to integrating polled power. Yang,
@@ -47,7 +47,7 @@ class TelemetryError(Exception):
         self.code = code  # NVML return code where there is one, for "stop asking" decisions
 
 
-# Clock event ("throttle") reason bits, NVML nvmlClocksEventReasons (nvml.h; REFERENCE.md).
+# Clock event ("throttle") reason bits, NVML nvmlClocksEventReasons (nvml.h; docs/sources.md).
 THROTTLE_BITS: dict[int, str] = {
     0x1: "gpu_idle",
     0x2: "applications_clocks",
@@ -112,7 +112,7 @@ def short_window(window_s: float | None, iterations: int | None) -> bool:
 
     Shorter than 1 s or fewer than 32 iterations: SC'24 (arXiv 2312.02741) finds the A100/H100
     sensor sees 25 ms of every 100 ms and recommends >= 32 iterations or >= 5 s with phase shifts;
-    the NVML energy counter itself updates only about every 100 ms (REFERENCE.md, "Power").
+    the NVML energy counter itself updates only about every 100 ms (docs/sources.md, "Power").
     """
     return window_s is None or iterations is None or window_s < 1.0 or iterations < 32
 

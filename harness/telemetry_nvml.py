@@ -7,7 +7,7 @@ NVML refuses for good (Not Supported, Insufficient Permissions, Function Not Fou
 again: the reason is remembered and repeated to every window, so polling at 100 Hz does not
 hammer the driver with calls that cannot succeed.
 
-NVML facts used (NVML API reference, "Device Queries"; REFERENCE.md "Power"):
+NVML facts used (NVML API reference, "Device Queries"; docs/sources.md "Power"):
 - nvmlDeviceGetTotalEnergyConsumption: mJ since the driver loaded, Volta and newer.
 - NVML_FI_DEV_POWER_INSTANT (field 186) through nvmlDeviceGetFieldValues: instantaneous mW,
   with the sensor's own timestamp (us), which tells a fresh reading from a repeat. We ask for

@@ -116,7 +116,7 @@ def test_chain_broadcasts_over_samples():
     assert out["accelerators"].shape == (2,)
 
 
-# ---------------------------------------------------------------- calibration (REFERENCE.md)
+# ---------------------------------------------------------------- calibration (docs/sources.md)
 
 
 def test_default_mfu_sits_inside_llama3_reported_range():

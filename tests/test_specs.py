@@ -58,7 +58,7 @@ def test_every_figure_in_the_file_has_a_source():
 
 
 def test_peaks_are_dense_not_sparse(table):
-    # REFERENCE.md: H100 "1979 TFLOPS BF16" is the sparse figure; dense is 989.
+    # docs/sources.md: H100 "1979 TFLOPS BF16" is the sparse figure; dense is 989.
     assert table.lookup("h100").peak("bf16").value == 989
     assert table.lookup("h100").peak("fp8").value == 1979
     assert table.lookup("b200").peak("bf16").value == 2250

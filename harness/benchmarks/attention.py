@@ -1,7 +1,7 @@
 """Attention family: SDPA with each backend pinned, flash_attn, forward and forward+backward.
 
 The backend choice changes attention throughput two-fold (on an H100 the unpinned default
-picked a 329 TFLOP/s kernel where cuDNN gave 631 — pytorch issue 142132, REFERENCE.md
+picked a 329 TFLOP/s kernel where cuDNN gave 631 — pytorch issue 142132, docs/sources.md
 "Attention"), so every SDPA backend is pinned with `torch.nn.attention.sdpa_kernel` and
 measured on its own; `sdpa-default` is measured unpinned and records the kernel torch chose.
 A combination a backend refuses is a skipped row carrying torch's own reason.
@@ -532,7 +532,7 @@ def _merge_checks(*checks: dict) -> dict:
 
 # Shape given a sustained, power-measured window (--sustain): the published anchor shape
 # (bf16, head dim 128, non-causal forward, s = 8192) on the fastest expected H100/H200
-# backend, cuDNN (REFERENCE.md "Attention"); on the CPU one small quick-suite case.
+# backend, cuDNN (docs/sources.md "Attention"); on the CPU one small quick-suite case.
 POWER = {
     "cuda": ("fwd", "bf16", "sdpa-cudnn", 8192, 128, False),
     "cpu": ("fwd", "fp32", "sdpa-flash", 128, 64, True),

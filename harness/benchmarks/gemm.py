@@ -1,6 +1,6 @@
 """GEMM family: square sweeps, LLM-shaped GEMMs and a maximum-achievable search.
 
-Method (mamf-finder, stas00/ml-engineering; REFERENCE.md "GEMM"): random normal inputs
+Method (mamf-finder, stas00/ml-engineering; docs/sources.md "GEMM"): random normal inputs
 (zeros run faster and draw less power), the cache flushed and the output rewritten before
 every timed call, FLOP = 2·m·n·k, and every result checked against a higher-precision
 reference on a slice, so a fast wrong kernel is a failed row.
@@ -238,7 +238,7 @@ def verify(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, on_cud
 
 
 # Shapes given a sustained, power-measured window (--sustain): the bf16 square GEMM the
-# published anchors use on a GPU (8192³, REFERENCE.md), and the quick suite's on a CPU.
+# published anchors use on a GPU (8192³, docs/sources.md), and the quick suite's on a CPU.
 POWER_SIZES = {"cuda": 8192, "cpu": 512}
 
 

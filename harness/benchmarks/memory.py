@@ -1,6 +1,6 @@
 """Memory bandwidth family: STREAM kernels, peak FMA arithmetic, host and peer copies.
 
-Method (REFERENCE.md "Memory"): STREAM's four operations plus BabelStream's dot over
+Method (docs/sources.md "Memory"): STREAM's four operations plus BabelStream's dot over
 arrays at least 4× the last-level cache (L2 on a GPU, L3 on a CPU), counted by STREAM's
 convention (flops.stream_bytes: copy/scale 2 words, add/triad 3, dot 2; no
 write-allocate credit) and checked against a float64 reference. On a GPU the hand-written
