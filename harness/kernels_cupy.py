@@ -13,6 +13,7 @@ raises SkipCase with the reason, so the case becomes a skipped row and torch cas
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,16 @@ class Launcher:
         if handle == 0:  # torch's default stream is the legacy null stream
             self._stream = cupy.cuda.Stream.null
         else:
-            try:
-                self._stream = cupy.cuda.ExternalStream(handle, device_index)
-            except TypeError:  # CuPy < 12 takes no device id
-                self._stream = cupy.cuda.ExternalStream(handle)
+            # CuPy 14 deprecates ExternalStream for Stream.from_external, but the Stream that
+            # from_external returns destroys its handle when collected (Stream.__del__ in
+            # cupy/cuda/stream.pyx, v14), and this handle is torch's: keep the class that
+            # never owns it, and keep its warning out of every run's log.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                try:
+                    self._stream = cupy.cuda.ExternalStream(handle, device_index)
+                except TypeError:  # CuPy < 12 takes no device id
+                    self._stream = cupy.cuda.ExternalStream(handle)
 
     def __call__(self, kernel, grid: int, block: int, args: tuple) -> None:
         with self._device, self._stream:

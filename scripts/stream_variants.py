@@ -1,6 +1,6 @@
 """Time variants of kernels/stream.cu on a GPU (unroll depth x grid size) beside torch.
 
-The method of METHOD.md: 2^28 fp32 elements per array (1 GiB, >> L2), random inputs,
+The method: 2^28 fp32 elements per array (1 GiB, >> L2), random inputs,
 results checked, 20 back-to-back launches between CUDA events (no launch gaps in the
 figure), median of 7 samples; STREAM byte counting (copy 2 words, triad 3, dot 2).
     python3 scripts/stream_variants.py            # prints a table; needs CuPy and a GPU
@@ -16,6 +16,9 @@ import cupy
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout: the harness's launcher, not a copy of it
+
+from harness.kernels_cupy import Launcher  # noqa: E402
 N = 1 << 28
 LAUNCHES, SAMPLES = 20, 7
 WORDS = {"copy": 2, "triad": 3, "dot": 2}
@@ -44,7 +47,7 @@ def main() -> int:
     a = torch.rand(N, device="cuda", generator=g) + 0.5
     b = torch.rand(N, device="cuda", generator=g) + 0.5
     c = torch.empty_like(a)
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    launch = Launcher(0)  # on torch's current stream, so torch's events bracket the kernels
     ca, cb, cc = (cupy.asarray(t) for t in (a, b, c))
     q, n = cupy.float32(0.4), cupy.int64(N)
     rows = []
@@ -64,8 +67,7 @@ def main() -> int:
                 args = {"copy": (ca, cc, n), "triad": (ca, cb, cc, q, n), "dot": (ca, cb, part, n)}[op]
 
                 def fn(k=k, grid=grid, args=args):
-                    with stream:
-                        k((grid,), (256,), args)
+                    launch(k, grid, 256, args)
 
                 t = timed(fn)
                 torch.cuda.synchronize()
