@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from harness.flops import STREAM_WORDS  # noqa: E402
 from harness.report import extra_of, field_of, num, params_of, peak_for, spec_for  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -143,7 +144,7 @@ def roofline(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     dtypes = sorted({r.get("dtype") for r in rows if r.get("family") == "gemm"} - {None})
     spec_peak = max((peak_for(acc, "gemm", d)[0] or 0 for d in dtypes), default=0)
     roof(peak_for(acc, "memory", None)[0], spec_peak, "spec roof", "k--")
-    mem = [num(r.get("gbps")) for r in _ok(rows, "memory") if r.get("op") in ("copy", "scale", "add", "triad", "dot")]
+    mem = [num(r.get("gbps")) for r in _ok(rows, "memory") if r.get("op") in STREAM_WORDS]
     best_bw = max((m for m in mem if m), default=None)
     best_t = max((y for p in pts.values() for _, y in p), default=None)
     roof(best_bw, best_t, "measured roof", "r:")

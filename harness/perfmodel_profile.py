@@ -26,7 +26,7 @@ from typing import Any
 
 from harness import specs
 from harness.errors import UsageError
-from harness.flops import DTYPE_BYTES
+from harness.flops import DTYPE_BYTES, STREAM_WORDS
 from harness.projection import Range, positive_number, read_run, reference_efficiency
 
 
@@ -316,7 +316,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
 
     # Memory-bound training ops read and write: STREAM copy/scale/add/triad, not dot (reads only).
     mem = [positive_number(r.get("gbps")) for r in _ok(rows, "memory")
-           if r.get("op") in ("copy", "scale", "add", "triad")]
+           if r.get("op") in STREAM_WORDS and r.get("op") != "dot"]
     mem = [g for g in mem if g]
     if mem:
         measured.append(f"HBM {max(mem):.0f} GB/s (best STREAM copy/scale/add/triad row)")

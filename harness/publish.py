@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import compare as cmp
 from harness.errors import UsageError
+from harness.flops import STREAM_WORDS
 from harness.report import (esc, extra_of, html_page, num, peak_for, projection_lines,
                             render_html_body, spec_for)
 from harness.results import RUN_FILE, load_run
@@ -88,7 +89,7 @@ def _best(rows: Sequence[Mapping], family: str, key: str, dtype: str | None = No
         ok = [r for r in ok if num(extra_of(r).get("busbw_gbps"))]
         return max(ok, key=lambda r: r["extra"]["busbw_gbps"], default=None)
     if family == "memory":  # device/DRAM-local kernels: the HBM figure, not a host copy
-        ok = [r for r in ok if r.get("op") in ("copy", "scale", "add", "triad", "dot")]
+        ok = [r for r in ok if r.get("op") in STREAM_WORDS]
     ok = [r for r in ok if num(r.get(key))]
     return max(ok, key=lambda r: r[key], default=None)
 

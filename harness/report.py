@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.flops import STREAM_WORDS
 from harness.progress import shape_text
 from harness.results import to_frame
 
@@ -273,7 +274,7 @@ def _memory(rows: list[dict], acc) -> list[Pivot]:
         size_label = fmt_bytes(size) if size is not None else f"n={n}"
         # Only HBM/DRAM-resident kernels are judged against the HBM peak.
         # d2d counts one side (nvbandwidth), so its share of the HBM peak would read half.
-        is_local = r.get("op") in ("copy", "scale", "add", "triad", "dot")
+        is_local = r.get("op") in STREAM_WORDS
         g = groups.setdefault(dtype, Pivot(f"memory {dtype}: GB/s by kernel and size", "GB/s", "kernel"))
         g.add(kernel, size_label, _cell(r, num(r.get("gbps")), peak if is_local else None, per_w=False))
     for pv in groups.values():

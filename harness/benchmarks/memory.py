@@ -25,11 +25,11 @@ from harness import kernels_cupy
 from harness.cases import Case
 from harness.context import Context, Outcome
 from harness.errors import SkipCase
-from harness.flops import fma_flop, stream_bytes
+from harness.flops import STREAM_WORDS, fma_flop, stream_bytes
 from harness.measure import measure
 
 FAMILY = "memory"
-STREAM_OPS = ("copy", "scale", "add", "triad", "dot")
+STREAM_OPS = tuple(STREAM_WORDS)  # copy, scale, add, triad, dot
 TRANSFER_OPS = ("h2d", "d2h", "bidir", "d2d", "p2p_write", "p2p_read")
 TORCH_DTYPE = {"fp32": torch.float32, "fp64": torch.float64}
 NUMPY_DTYPE = {"fp32": np.float32, "fp64": np.float64}
