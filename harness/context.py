@@ -19,12 +19,11 @@ class Context:
     # Telemetry window factory (harness.telemetry); None measures without power.
     window: Callable[[], Any] | None = None
     clock: Callable[[], float] | None = None
-    # Multi-rank runs (harness/dist.py): this process's rank, the number of ranks and the
-    # torch.distributed group collectives use (None = the default group).
+    # Multi-rank runs (harness/dist.py): this process's rank and the number of ranks;
+    # collectives run on torch.distributed's default group (NCCL on CUDA, gloo on the CPU).
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    group: Any = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ configured timeout, and the failure surfaces as PeerLost with a message naming i
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from harness.errors import UsageError
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -63,15 +66,44 @@ def launched_env(environ=os.environ) -> dict | None:
 
 
 def rank_device(requested: str, env: dict | None) -> str:
-    """Under a launch each rank takes GPU LOCAL_RANK (`auto`/`cuda`); cpu stays cpu."""
-    import torch
+    """Under a launch each rank takes GPU LOCAL_RANK (`auto`/`cuda`); cpu stays cpu.
 
+    A node with more local ranks than GPUs is refused: placing ranks modulo the GPU count
+    would put two on one GPU, which NCCL rejects and the other ranks see as a lost peer.
+    """
     if env is None:
         return requested
     req = requested.strip().lower()
-    if req in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{env['local_rank'] % max(1, torch.cuda.device_count())}"
-    return requested
+    gpus = visible_gpus()
+    if gpus == 0 or not _GPU_REQUEST.fullmatch(req):
+        return requested  # the CPU (gloo takes any number of ranks), or devmod.resolve says why not
+    check_local_ranks("cuda" if req == "auto" else req, env["local_world_size"], gpus)
+    return f"cuda:{env['local_rank']}" if req in ("auto", "cuda") else requested
+
+
+_GPU_REQUEST = re.compile(r"auto|cuda(:\d+)?")
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_local_ranks(device: str, ranks: int, gpus: int) -> None:
+    """Refuse `ranks` ranks on one node that would share a GPU (`device`: cpu, cuda or cuda:N).
+
+    NCCL refuses two ranks of one communicator on one GPU, and the refusal reaches the other
+    ranks only as a lost peer after --dist-timeout; gloo on the CPU takes any number of ranks.
+    """
+    if not device.startswith("cuda") or ranks <= 1:
+        return
+    if device != "cuda":
+        raise UsageError(f"--device {device} with {ranks} ranks on this node: every rank would use "
+                         f"GPU {device.partition(':')[2]}; use --device cuda (local rank i takes GPU i)")
+    if ranks > gpus:
+        raise UsageError(f"{ranks} ranks on this node but {gpus} GPU(s) visible: NCCL needs one GPU "
+                         f"per rank; use --nproc {gpus} or fewer, or --device cpu (gloo)")
 
 
 def init(backend_device: str, timeout_s: float, environ=os.environ) -> World:
@@ -251,18 +283,45 @@ def strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+# commands/run.py's option names where RunConfig's field names differ.
+_RUN_OPTION_FIELDS = {"sustain": "sustain_s", "cooldown": "cooldown_s", "idle": "idle_s",
+                      "dist_timeout": "dist_timeout_s", "sizes": "coll_sizes", "iters": "coll_iters"}
+
+
+def preflight(argv: list[str], nproc: int) -> None:
+    """Check the ranks' arguments once, here, before any rank starts; raises UsageError.
+
+    Otherwise every rank finds the same bad argument and prints it: N copies of one line,
+    after N torch imports. The ranks' own argv goes through the CLI's parser, so what is
+    checked is what they would run.
+    """
+    import dataclasses
+
+    from harness import device as devmod
+    from harness import runner
+    from harness.cli import build_parser
+
+    given = {_RUN_OPTION_FIELDS.get(k, k): v for k, v in vars(build_parser().parse_args(argv)).items()}
+    known = {f.name for f in dataclasses.fields(runner.RunConfig)}
+    cfg = runner.RunConfig(**{k: v for k, v in given.items() if k in known} | {"nproc": nproc})
+    cfg.validate()
+    req, gpus = cfg.device.strip().lower(), visible_gpus()
+    if gpus == 0 or not _GPU_REQUEST.fullmatch(req):
+        # Resolving opens no CUDA context in this process then (there is no GPU, or the
+        # name is refused first): the ranks' own device errors, said once.
+        devmod.resolve(cfg.device)
+        return
+    check_local_ranks("cuda" if req == "auto" else req, nproc, gpus)
+
+
 def launch(nproc: int, argv: list[str], timeout_s: float) -> int:
     """Start `nproc` local ranks of `python -m harness <argv>`; rank 0 prints, the rest are quiet.
 
-    When one rank fails the others get the timeout to notice (they fail with PeerLost),
-    then are stopped; the exit code is rank 0's, or the first non-zero one.
+    The arguments are checked first (preflight). When one rank fails the others get the
+    timeout to notice (they fail with PeerLost), then are stopped; the exit code is rank 0's,
+    or the first non-zero one.
     """
-    from harness.errors import UsageError
-
-    if not 2 <= nproc <= 1024:
-        raise UsageError(f"--nproc {nproc}: must be between 1 and 1024")
-    if not 0 < timeout_s <= 86_400:
-        raise UsageError(f"--dist-timeout {timeout_s:g}: must be in (0, 86400] seconds")
+    preflight(argv, nproc)
     port = free_port()
     procs = []
     for rank in range(nproc):

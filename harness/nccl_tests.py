@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from harness.errors import UsageError
+from harness.flops import gbps
 
 # Our collective names -> busbw factor as a function of the number of ranks n.
 # all_reduce: 2(n-1)/n (a reduce-scatter then an all-gather, each moving (n-1)/n of S).
@@ -46,13 +47,9 @@ def busbw_factor(collective: str, n: int) -> float:
     return BUSBW_FACTORS[collective](n)
 
 
-def algbw_gbps(size_bytes: float, time_s: float) -> float:
-    """algbw = S / t, GB = 1e9 B (nccl-tests PERFORMANCE.md)."""
-    return size_bytes / time_s / 1e9
-
-
 def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
-    return algbw_gbps(size_bytes, time_s) * busbw_factor(collective, n)
+    """busbw = algbw × factor, algbw = S / t in GB/s (harness.flops.gbps, GB = 1e9 B)."""
+    return gbps(size_bytes, time_s) * busbw_factor(collective, n)
 
 
 # ---------------------------------------------------------------- parsing a log
@@ -224,7 +221,11 @@ def rows_from_log(parsed: dict, run_id: str, source: str, schema_version: int) -
     """One row per (size, placement), shaped like the runner's rows (harness/runner.build_row).
 
     nccl-tests prints one time per size (the mean over ranks of `-n` iterations), so each
-    row holds that single sample; power is not in the log and stays null.
+    row holds that single sample; power is not in the log and stays null. Not built with
+    build_row: it would import torch through the runner (this module must not), and it
+    derives `gbps` from the time, where an import keeps the algbw the log printed (the two
+    are 6% apart at 1 KiB in tests/data's sample, from the log's two-decimal rounding).
+    test_nccl_tests checks that both build rows with the same fields.
     """
     from harness.cases import Case
     from harness.stats import summarize

@@ -126,15 +126,93 @@ def test_rank_that_never_joins_times_out(tmp_path):
                         "cpu", "--dist-timeout", "2", "--out", str(tmp_path), *FAST],
                        capture_output=True, text=True, timeout=120, cwd=ROOT,
                        env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
+    elapsed = time.monotonic() - t0
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "did not form within 2 s" in p.stderr and "never joined" in p.stderr
-    assert time.monotonic() - t0 < 120  # bounded by the timeout, not hanging
+    # It waited out --dist-timeout 2 and then stopped: the upper bound (start-up included,
+    # about 7 s on a 2-core machine) sits far below the 120 s that would mean a hang.
+    assert 2 <= elapsed < 60, elapsed
     assert not any(tmp_path.iterdir())  # nothing half-written
 
 
 def test_usage_errors(tmp_path):
     p = gwbench("run", "--nproc", "2", "--resume", str(tmp_path), *FAST)
     assert p.returncode == 2 and "multi-rank" in p.stderr
+
+
+def test_bad_argument_under_nproc_is_said_once(tmp_path):
+    """The launching parent checks the ranks' arguments: one line, not one per rank."""
+    p = gwbench("run", "--only", "collectives", "--nproc", "2", "--device", "cpu",
+                "--sizes", "4K:1K", "--out", str(tmp_path), *FAST)
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == ["gwbench: error: --sizes '4K:1K': need MIN <= MAX and an "
+                                     "integer FACTOR >= 2"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_more_ranks_than_gpus_is_refused_once(tmp_path):
+    """--device cuda with more local ranks than GPUs: refused by the parent, before any rank starts."""
+    gpus = distmod.visible_gpus()
+    n = max(2, gpus + 1)
+    p = gwbench("run", "--only", "collectives", "--nproc", str(n), "--device", "cuda",
+                "--out", str(tmp_path), *FAST)
+    assert p.returncode == 2
+    (line,) = p.stderr.splitlines()
+    expect = f"{n} ranks on this node but {gpus} GPU(s) visible" if gpus else "no CUDA GPU is visible"
+    assert line.startswith("gwbench: error: ") and expect in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_local_ranks_must_not_share_a_gpu():
+    distmod.check_local_ranks("cpu", 64, 0)  # gloo: any number of ranks
+    distmod.check_local_ranks("cuda", 8, 8)
+    distmod.check_local_ranks("cuda:3", 1, 8)  # one rank may pick its GPU
+    with pytest.raises(UsageError, match=r"^3 ranks on this node but 2 GPU\(s\) visible: .*--nproc 2 or"):
+        distmod.check_local_ranks("cuda", 3, 2)
+    with pytest.raises(UsageError, match="every rank would use GPU 1; use --device cuda"):
+        distmod.check_local_ranks("cuda:1", 2, 8)
+
+
+def _setup_failure_rank(out: str) -> None:
+    """One rank of the test below: measure three cases as the runner does, write what it recorded."""
+    from harness.context import Context
+    from harness.device import Device
+    from harness.runner import measure_case
+
+    world = distmod.init("cpu", 60.0)
+    ctx = Context(dev=Device("cpu"), rank=world.rank, world_size=world.world_size,
+                  options={"coll_sizes": "4K:4K", "coll_iters": 2, "dtypes": ["fp32"]})
+    got = []
+    for case in coll.cases("quick", ctx)[:3]:  # all_reduce, then all_gather out of and in place
+        status, _, error = measure_case(case, ctx)
+        got.append({"op": case.op, "status": status, "error": error})
+    Path(out, f"rank{world.rank}.json").write_text(json.dumps(got))
+    distmod.destroy(world)
+
+
+def test_setup_failure_on_one_rank_fails_the_case_on_every_rank(tmp_path):
+    """Rank 1 cannot set up all_reduce: both ranks record it failed, naming rank 1, at once
+    (not after the 60 s --dist-timeout), and go on to measure all_gather together."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(distmod.free_port()), OMP_NUM_THREADS="1",
+               **{coll.FAIL_SETUP_ENV: "1:all_reduce"})
+    code = ("import sys; from tests.test_collectives import _setup_failure_rank; "
+            "_setup_failure_rank(sys.argv[1])")
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT,
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stderr=subprocess.PIPE,
+                              text=True) for r in range(2)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    elapsed = time.monotonic() - t0
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert elapsed < 30, elapsed  # start-up is ~5 s here; waiting out the timeout would be 60+
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert seen[0] == seen[1]  # every rank recorded the same thing
+    first, *later = seen[0]
+    assert first["op"] == "all_reduce" and first["status"] == "failed"
+    assert first["error"] == ("SetupFailed: rank 1 of 2 could not set up all_reduce: RuntimeError: "
+                              f"setup failure injected by {coll.FAIL_SETUP_ENV}")
+    assert [(r["op"], r["status"]) for r in later] == [("all_gather", "ok"), ("all_gather", "ok")]
 
 
 def test_sbatch_parses_and_dry_runs():
@@ -159,8 +237,20 @@ def test_sbatch_parses_and_dry_runs():
 @pytest.mark.gpu
 def test_nccl_facts_on_gpu():
     assert distmod.nccl_version() is not None
-    topo = distmod.nvml_topology(torch.cuda.device_count())
-    assert "nvlink_links_up" in topo or "error" in topo
+    n = torch.cuda.device_count()
+    topo = distmod.nvml_topology(n)
+    assert "error" not in topo, topo  # a GPU machine has NVML: its topology must be read
+    assert len(topo["nvlink_links_up"]) == n and all(k >= 0 for k in topo["nvlink_links_up"])
+    assert set(topo["pcie_path"]) <= {f"{i}-{j}" for i in range(n) for j in range(i + 1, n)}
+    assert set(topo["pcie_path"].values()) <= set(distmod._TOPO.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a machine without a GPU records")
+def test_facts_without_a_gpu_claim_no_topology():
+    """With no GPU torch can see, run.json's `distributed` holds no topology, GPUs or NCCL."""
+    facts = distmod.facts(distmod.World())
+    assert "topology" not in facts
+    assert facts["gpus_per_node"] == 0 and facts["nccl_version"] is None and facts["backend"] == "none"
 
 
 @pytest.mark.gpu
@@ -183,21 +273,29 @@ def _ctx2(fast_ctx):
     return fast_ctx
 
 
+def _no_peers(monkeypatch):
+    """These tests run one process with no process group: skip the set-up agreement (it has
+    its own two-rank test, test_setup_failure_on_one_rank_fails_the_case_on_every_rank)."""
+    monkeypatch.setattr(coll, "_agree_on_setup", lambda ctx, case, failure: None)
+
+
 def test_unsupported_collective_is_a_skipped_row(fast_ctx, monkeypatch):
-    def refuse(self, group=None):
+    def refuse(self):
         raise RuntimeError("ProcessGroupGloo does not support reduce_scatter")
 
     monkeypatch.setattr(coll._Bufs, "call", refuse)
+    _no_peers(monkeypatch)
     case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "reduce_scatter")
     with pytest.raises(SkipCase, match="gloo in torch .*not supported.*does not support reduce_scatter"):
         coll.run(case, fast_ctx)
 
 
 def test_lost_peer_stops_the_run(fast_ctx, monkeypatch):
-    def reset(self, group=None):
+    def reset(self):
         raise RuntimeError("[gloo/transport/tcp/pair.cc:537] Read error: Connection reset by peer")
 
     monkeypatch.setattr(coll._Bufs, "call", reset)
+    _no_peers(monkeypatch)
     case = coll.cases("quick", _ctx2(fast_ctx))[0]
     with pytest.raises(distmod.PeerLost, match="rank 0: all_reduce failed .*Connection reset"):
         coll.run(case, fast_ctx)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import nccl_tests as nt
+from harness.flops import gbps
 from tests.conftest import gwbench
 
 SAMPLE = Path(__file__).parent / "data" / "all_reduce_perf_sample.log"
@@ -29,7 +30,7 @@ def test_busbw_factor(n, coll):
 
 def test_algbw_busbw_units():
     # 1 GB in 10 ms = 100 GB/s algbw; all_reduce on 8 ranks: busbw = 175 GB/s.
-    assert nt.algbw_gbps(1e9, 0.01) == pytest.approx(100.0)
+    assert gbps(1e9, 0.01) == pytest.approx(100.0)
     assert nt.busbw_gbps("all_reduce", 8, 1e9, 0.01) == pytest.approx(175.0)
     with pytest.raises(ValueError, match="unknown collective"):
         nt.busbw_factor("allreduce", 2)
@@ -47,7 +48,7 @@ def test_parse_sample_log():
     # The sample's figures obey nccl-tests' own formulas (to the printed rounding).
     for r in res:
         for half in (r["out_of_place"], r["in_place"]):
-            alg = nt.algbw_gbps(r["size_bytes"], half["time_us"] / 1e6)
+            alg = gbps(r["size_bytes"], half["time_us"] / 1e6)
             assert half["algbw_gbps"] == pytest.approx(alg, rel=1e-3, abs=0.006)
             assert half["busbw_gbps"] == pytest.approx(alg * 1.75, rel=1e-3, abs=0.01)
 
@@ -105,6 +106,22 @@ def test_rows_and_nccl_tests_format_roundtrip():
     assert row == ["1073741824", "268435456", "float", "sum", "-1", "5261.76", "204.06", "357.11", "0",
                    "5313.64", "202.07", "353.63", "0"]
     assert "# Avg bus bandwidth" in out
+
+
+def test_imported_rows_have_the_runner_rows_fields():
+    """rows_from_log builds its rows by hand (see its docstring): they must keep build_row's fields."""
+    from harness.cases import Case
+    from harness.context import Outcome
+    from harness.measure import Measurement
+    from harness.runner import build_row
+
+    imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", "x.log", 1)[0]
+    case = Case.make("collectives", "all_reduce", "fp32", backend="gloo", world_size=2,
+                     size_bytes=1024, placement="in_place")
+    m = Measurement(samples_s=[1e-3, 2e-3, 3e-3], n_warmup=5, estimate_s=2e-3, window_s=0.1)
+    measured = build_row(case, "r1", "ok", Outcome(measurement=m, nbytes=1024, check={"ok": True}),
+                         None, "2025-01-01T00:00:00Z", 1.0)
+    assert set(imported) == set(measured)
 
 
 def test_format_with_missing_and_failed_cells():

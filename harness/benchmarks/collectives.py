@@ -5,11 +5,14 @@ times `iters` back-to-back calls with the host clock and one sync; each rank's t
 reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t and busbw
 with nccl-tests' factors (harness/nccl_tests.py). Correctness is checked in separate,
 untimed calls on known rank-dependent inputs and counted as wrong elements. `run` is
-called on every rank in lockstep; the runner keeps rank 0's row.
+called on every rank in lockstep; the runner keeps rank 0's row. Before a case's first
+collective the ranks agree that each set up its buffers: one rank's failure (an OOM) fails
+the case on every rank instead of leaving the others waiting out --dist-timeout.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -19,6 +22,7 @@ from harness.cases import Case
 from harness.context import Context, Outcome
 from harness.dist import PeerLost
 from harness.errors import SkipCase, UsageError
+from harness.flops import gbps
 from harness.measure import Measurement
 
 FAMILY = "collectives"
@@ -44,6 +48,9 @@ WARMUP_ITERS, ITERS = 5, 20  # nccl-tests' defaults (-w 5, -n 20)
 TRIALS = {"quick": 3, "standard": 5, "full": 5}
 # Rank-dependent inputs are small integers, exact in fp32; bf16 sums may round.
 TOLERANCE = {"fp32": 0.0, "bf16": 1e-2}
+# Test hook: "RANK:OP" makes that rank's set-up of every OP case fail, so that a test can
+# show (2 gloo ranks on the CPU) that the other ranks hear of it; tests/test_collectives.py.
+FAIL_SETUP_ENV = "GWBENCH_TEST_FAIL_SETUP"
 
 
 def parse_size(text: str) -> int:
@@ -131,26 +138,26 @@ class _Bufs:
             return self.recv
         return self.buf
 
-    def call(self, group=None) -> None:
+    def call(self) -> None:
         import torch.distributed as dist
 
         op = self.op
         if op == "all_reduce":
-            dist.all_reduce(self.buf, group=group)
+            dist.all_reduce(self.buf)
         elif op == "all_gather":
-            dist.all_gather_into_tensor(self.full, self.shard, group=group)
+            dist.all_gather_into_tensor(self.full, self.shard)
         elif op == "reduce_scatter":
-            dist.reduce_scatter_tensor(self.shard, self.full, group=group)
+            dist.reduce_scatter_tensor(self.shard, self.full)
         elif op == "alltoall":
-            dist.all_to_all_single(self.recv, self.send, group=group)
+            dist.all_to_all_single(self.recv, self.send)
         elif op == "broadcast":
-            dist.broadcast(self.buf, src=0, group=group)
+            dist.broadcast(self.buf, src=0)
         elif op == "reduce":
-            dist.reduce(self.buf, dst=0, group=group)
+            dist.reduce(self.buf, dst=0)
         else:  # sendrecv: a ring, each rank sends to rank+1 and receives from rank-1
             reqs = dist.batch_isend_irecv([
-                dist.P2POp(dist.isend, self.send, (self.rank + 1) % self.n, group=group),
-                dist.P2POp(dist.irecv, self.recv, (self.rank - 1) % self.n, group=group)])
+                dist.P2POp(dist.isend, self.send, (self.rank + 1) % self.n),
+                dist.P2POp(dist.irecv, self.recv, (self.rank - 1) % self.n)])
             for r in reqs:
                 r.wait()
 
@@ -218,7 +225,7 @@ def _sync_all(ctx: Context, device) -> None:
     import torch.distributed as dist
 
     t = torch.zeros(1, device=device)
-    dist.all_reduce(t, group=ctx.group)
+    dist.all_reduce(t)
     ctx.dev.sync()
 
 
@@ -227,8 +234,8 @@ def _reduce_time(ctx: Context, t: float, device) -> tuple[float, float]:
 
     s = torch.tensor([t], dtype=torch.float64, device=device)
     m = s.clone()
-    dist.all_reduce(s, group=ctx.group)
-    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=ctx.group)
+    dist.all_reduce(s)
+    dist.all_reduce(m, op=dist.ReduceOp.MAX)
     return float(s.item()) / ctx.world_size, float(m.item())
 
 
@@ -237,8 +244,34 @@ def _sum_all(ctx: Context, value: int, device) -> int:
     import torch.distributed as dist
 
     x = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(x, group=ctx.group)
+    dist.all_reduce(x)
     return int(x.item())
+
+
+class SetupFailed(Exception):
+    """A rank could not set up a case (its buffers, most often): every rank fails the case."""
+
+
+def _agree_on_setup(ctx: Context, case: Case, failure: str | None) -> None:
+    """Every rank learns whether every other one set the case up, before any collective on it.
+
+    Without this a rank that failed (an OOM on one GPU) moves on to the next case while the
+    others wait in the case's first collective until --dist-timeout, and the run is lost.
+    Each rank raises the same SetupFailed, naming the first failing rank, so every rank
+    records the case alike (the runner's rules: an OOM is a skipped row, anything else failed).
+    """
+    import torch.distributed as dist
+
+    said: list = [None] * ctx.world_size
+    try:
+        dist.all_gather_object(said, failure)
+    except Exception as exc:
+        raise _lost(ctx, case, exc) from None
+    failed = [(r, why) for r, why in enumerate(said) if why is not None]
+    if failed:
+        rank, why = failed[0]
+        more = f" (ranks failing: {', '.join(str(r) for r, _ in failed)})" if len(failed) > 1 else ""
+        raise SetupFailed(f"rank {rank} of {ctx.world_size} could not set up {case.op}{more}: {why}")
 
 
 def _unsupported(exc: Exception) -> bool:
@@ -261,12 +294,19 @@ def run(case: Case, ctx: Context) -> Outcome:
     if count == 0:
         raise SkipCase(f"size {p['size_bytes']} B holds fewer than {n} elements")
     size = count * esize
-    b = _Bufs(case.op, p["placement"], count, dtype, device, ctx.rank, n)
     iters = int(ctx.options.get("coll_iters") or ITERS)
     trials = TRIALS.get(ctx.suite, 3)
     try:
+        b = _Bufs(case.op, p["placement"], count, dtype, device, ctx.rank, n)
         _fill(b, count, dtype, device)
-        b.call(ctx.group)  # first call: communicator and channel set-up, never timed
+        if os.environ.get(FAIL_SETUP_ENV) == f"{ctx.rank}:{case.op}":
+            raise RuntimeError(f"setup failure injected by {FAIL_SETUP_ENV}")
+        failure = None
+    except Exception as exc:  # an OOM, most often; the peers must hear of it (below)
+        failure = f"{type(exc).__name__}: {_line(exc)}"
+    _agree_on_setup(ctx, case, failure)
+    try:
+        b.call()  # first call: communicator and channel set-up, never timed
     except Exception as exc:
         if _unsupported(exc):
             raise SkipCase(f"{case.backend} in torch {torch.__version__}: {case.op} "
@@ -276,21 +316,21 @@ def run(case: Case, ctx: Context) -> Outcome:
         ctx.dev.sync()
         wrong, rel = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
         for _ in range(WARMUP_ITERS):
-            b.call(ctx.group)
+            b.call()
         samples, maxes = [], []
         for _ in range(trials):
             _fill(b, count, dtype, device)  # in-place sums grow n× per call: restart each trial
             _sync_all(ctx, device)
             t0 = time.perf_counter()
             for _ in range(iters):
-                b.call(ctx.group)
+                b.call()
             ctx.dev.sync()
             mean, mx = _reduce_time(ctx, (time.perf_counter() - t0) / iters, device)
             samples.append(mean)
             maxes.append(mx)
         # Second untimed check after the timed calls: a corrupting transport shows here too.
         _fill(b, count, dtype, device)
-        b.call(ctx.group)
+        b.call()
         ctx.dev.sync()
         w2, rel2 = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
         wrong = _sum_all(ctx, wrong + w2, device)
@@ -298,7 +338,7 @@ def run(case: Case, ctx: Context) -> Outcome:
         raise _lost(ctx, case, exc) from None
     t = sorted(samples)[len(samples) // 2]
     factor = nccl_tests.busbw_factor(case.op, n)
-    alg = nccl_tests.algbw_gbps(size, t)
+    alg = gbps(size, t)  # algbw = S / t (nccl-tests)
     extra = {"size_bytes": size, "count": count, "iters": iters, "warmup_iters": WARMUP_ITERS,
              "time_us": t * 1e6, "time_max_s": sorted(maxes)[len(maxes) // 2],
              "time_max_samples_s": maxes, "time_reduce": "mean over ranks (max recorded)",
