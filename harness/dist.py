@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from harness.errors import UsageError
+from harness.errors import UsageError, one_line
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -127,7 +127,7 @@ def init(backend_device: str, timeout_s: float, environ=os.environ) -> World:
     except Exception as exc:
         raise PeerLost(f"rank {env['rank']}: the process group of {env['world_size']} ranks at "
                        f"{env['master']} did not form within {timeout_s:g} s (a rank never "
-                       f"joined?): {_one_line(exc)}") from None
+                       f"joined?): {one_line(exc)}") from None
     return World(env["rank"], env["world_size"], env["local_rank"], env["local_world_size"],
                  backend, timeout_s, ctrl=ctrl)
 
@@ -142,7 +142,7 @@ def guarded(what: str, world: World):
             raise
         except Exception as exc:
             raise PeerLost(f"rank {world.rank}: {what} failed (another rank died or timed out "
-                           f"after {world.timeout_s:g} s?): {_one_line(exc)}") from None
+                           f"after {world.timeout_s:g} s?): {one_line(exc)}") from None
     return call
 
 
@@ -229,7 +229,7 @@ def nvml_topology(count: int) -> dict:
 
         pynvml.nvmlInit()
     except Exception as exc:
-        return {"error": f"NVML unavailable: {_one_line(exc)}"}
+        return {"error": f"NVML unavailable: {one_line(exc)}"}
     try:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         links = []
@@ -251,7 +251,7 @@ def nvml_topology(count: int) -> dict:
                     continue
         return {"nvlink_links_up": links, "pcie_path": pairs}
     except Exception as exc:
-        return {"error": _one_line(exc)}
+        return {"error": one_line(exc)}
     finally:
         try:
             pynvml.nvmlShutdown()
@@ -283,27 +283,14 @@ def strip_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-# commands/run.py's option names where RunConfig's field names differ.
-_RUN_OPTION_FIELDS = {"sustain": "sustain_s", "cooldown": "cooldown_s", "idle": "idle_s",
-                      "dist_timeout": "dist_timeout_s", "sizes": "coll_sizes", "iters": "coll_iters"}
-
-
-def preflight(argv: list[str], nproc: int) -> None:
-    """Check the ranks' arguments once, here, before any rank starts; raises UsageError.
+def preflight(cfg, nproc: int) -> None:
+    """Check the ranks' configuration once, here, before any rank starts; raises UsageError.
 
     Otherwise every rank finds the same bad argument and prints it: N copies of one line,
-    after N torch imports. The ranks' own argv goes through the CLI's parser, so what is
-    checked is what they would run.
+    after N torch imports. `cfg` is the RunConfig the ranks build from the same argv.
     """
-    import dataclasses
-
     from harness import device as devmod
-    from harness import runner
-    from harness.cli import build_parser
 
-    given = {_RUN_OPTION_FIELDS.get(k, k): v for k, v in vars(build_parser().parse_args(argv)).items()}
-    known = {f.name for f in dataclasses.fields(runner.RunConfig)}
-    cfg = runner.RunConfig(**{k: v for k, v in given.items() if k in known} | {"nproc": nproc})
     cfg.validate()
     req, gpus = cfg.device.strip().lower(), visible_gpus()
     if gpus == 0 or not _GPU_REQUEST.fullmatch(req):
@@ -314,14 +301,14 @@ def preflight(argv: list[str], nproc: int) -> None:
     check_local_ranks("cuda" if req == "auto" else req, nproc, gpus)
 
 
-def launch(nproc: int, argv: list[str], timeout_s: float) -> int:
+def launch(nproc: int, argv: list[str], timeout_s: float, cfg) -> int:
     """Start `nproc` local ranks of `python -m harness <argv>`; rank 0 prints, the rest are quiet.
 
     The arguments are checked first (preflight). When one rank fails the others get the
     timeout to notice (they fail with PeerLost), then are stopped; the exit code is rank 0's,
     or the first non-zero one.
     """
-    preflight(argv, nproc)
+    preflight(cfg, nproc)
     port = free_port()
     procs = []
     for rank in range(nproc):
@@ -352,8 +339,3 @@ def launch(nproc: int, argv: list[str], timeout_s: float) -> int:
             p.wait()
         return 130
     return codes[0] if codes[0] != 0 else next((c for c in codes.values() if c), 0)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:400]

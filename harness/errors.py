@@ -1,6 +1,13 @@
 """Exceptions that the CLI turns into one-line messages and exit codes."""
 
 
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of an exception's message (or its type), cut to `limit`: rows, run.json
+    and stderr hold one line per error, whatever a library put in its message."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:limit]
+
+
 class UsageError(Exception):
     """Bad input from the user: the CLI prints `gwbench: error: <msg>` and exits 2."""
 

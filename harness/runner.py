@@ -23,7 +23,7 @@ from harness import dist as distmod
 from harness.benchmarks import FAMILIES
 from harness.cases import Case, check_dtypes, check_suite, select
 from harness.context import Context, Outcome
-from harness.errors import Interrupted, SkipCase, UsageError
+from harness.errors import Interrupted, SkipCase, UsageError, one_line
 from harness.flops import gbps, tflops
 from harness.measure import Budget, timer_overhead_s
 from harness.results import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
@@ -130,8 +130,8 @@ def measure_case(case: Case, ctx: Context) -> tuple[str, Outcome | None, str | N
     except Exception as exc:
         if _is_oom(exc):
             ctx.dev.empty_cache()
-            return "skipped", None, f"out of memory: {_one_line(exc)}"
-        return "failed", None, f"{type(exc).__name__}: {_one_line(exc)}"
+            return "skipped", None, f"out of memory: {one_line(exc)}"
+        return "failed", None, f"{type(exc).__name__}: {one_line(exc)}"
     finally:
         gc.collect()
     if outcome.check is not None and not outcome.check.get("ok", False):
@@ -153,11 +153,6 @@ def _is_oom(exc: BaseException) -> bool:
         pass
     text = str(exc).lower()
     return "out of memory" in text or "can't allocate memory" in text
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else repr(exc))[:500]
 
 
 def build_row(case: Case, run_id: str, status: str, outcome: Outcome | None,
@@ -414,7 +409,7 @@ def _telemetry(cfg: RunConfig, dev: devmod.Device):
     except UsageError:
         raise
     except Exception as exc:  # telemetry must never stop a run
-        print(f"gwbench: warning: telemetry disabled: {_one_line(exc)}", file=sys.stderr)
+        print(f"gwbench: warning: telemetry disabled: {one_line(exc)}", file=sys.stderr)
         return None
 
 
@@ -436,4 +431,4 @@ def _telemetry_run_end(tel) -> dict:
         tel.close()
         return {"run_energy": total}
     except Exception as exc:
-        return {"run_energy": {"error": _one_line(exc)}}
+        return {"run_energy": {"error": one_line(exc)}}

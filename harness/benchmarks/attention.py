@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from harness.cases import Case, select
 from harness.context import Context, Outcome
-from harness.errors import SkipCase, UsageError
+from harness.errors import SkipCase, UsageError, one_line
 from harness.flops import ATTENTION_FLOP_CONVENTION, DTYPE_BYTES, attention_flop
 from harness.measure import measure
 from harness.models import MODELS
@@ -84,7 +84,7 @@ def flash_attn_import(backend: str):
         mod = __import__(module)
         return mod.flash_attn_func, None
     except Exception as exc:  # ImportError, or a binary built for another torch/CUDA
-        return None, f"{module} not importable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return None, f"{module} not importable: {type(exc).__name__}: {one_line(exc)}"
 
 
 def _available_flash_attn() -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from harness import nccl_tests
 from harness.cases import Case
 from harness.context import Context, Outcome
 from harness.dist import PeerLost
-from harness.errors import SkipCase, UsageError
+from harness.errors import SkipCase, UsageError, one_line
 from harness.flops import gbps
 from harness.measure import Measurement
 
@@ -303,14 +303,14 @@ def run(case: Case, ctx: Context) -> Outcome:
             raise RuntimeError(f"setup failure injected by {FAIL_SETUP_ENV}")
         failure = None
     except Exception as exc:  # an OOM, most often; the peers must hear of it (below)
-        failure = f"{type(exc).__name__}: {_line(exc)}"
+        failure = f"{type(exc).__name__}: {one_line(exc, 300)}"
     _agree_on_setup(ctx, case, failure)
     try:
         b.call()  # first call: communicator and channel set-up, never timed
     except Exception as exc:
         if _unsupported(exc):
             raise SkipCase(f"{case.backend} in torch {torch.__version__}: {case.op} "
-                           f"{case.dtype} not supported: {_line(exc)}") from None
+                           f"{case.dtype} not supported: {one_line(exc, 300)}") from None
         raise _lost(ctx, case, exc) from None
     try:
         ctx.dev.sync()
@@ -359,10 +359,5 @@ def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:
     if any(k in text for k in ("timed out", "timeout", "connection", "peer", "closed", "broken pipe",
                                "nccl error", "socket")):
         return PeerLost(f"rank {ctx.rank}: {case.op} failed (another rank died or timed out after "
-                        f"{ctx.options.get('dist_timeout_s', '?')} s?): {_line(exc)}")
+                        f"{ctx.options.get('dist_timeout_s', '?')} s?): {one_line(exc, 300)}")
     return exc
-
-
-def _line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -63,24 +63,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness import dist
 
-    if args.nproc > 1 and dist.launched_env() is None:
-        # Launch before importing torch here: the ranks import it in parallel, and each
-        # rank validates the rest of the arguments itself.
-        if args.resume is not None:
-            raise UsageError("--resume of a multi-rank run is not supported: start a new run")
-        return dist.launch(args.nproc, dist.strip_nproc(sys.argv[1:]), args.dist_timeout)
-
     from harness import runner
     from harness.progress import print_summary
 
-    cfg = runner.RunConfig(
-        suite=args.suite, only=args.only, device=args.device, dtypes=args.dtypes,
-        search=args.search, m_range=args.m_range, n_range=args.n_range, k_range=args.k_range,
-        data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
-        cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
-        idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
-        coll_sizes=args.sizes, coll_iters=args.iters,
-        attn_backends=args.attn_backends)
+    cfg = config(args)
+    if args.nproc > 1 and dist.launched_env() is None:
+        if args.resume is not None:
+            raise UsageError("--resume of a multi-rank run is not supported: start a new run")
+        # The parent checks the configuration once (dist.preflight), so a bad argument is
+        # one line, not one per rank; the ranks build the same configuration from this argv.
+        return dist.launch(args.nproc, dist.strip_nproc(sys.argv[1:]), args.dist_timeout, cfg)
+
     try:
         code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
     except dist.PeerLost as exc:
@@ -97,6 +90,20 @@ def main(args: argparse.Namespace) -> int:
     if code == runner.EXIT_INTERRUPTED:
         print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
     return code
+
+
+def config(args: argparse.Namespace):
+    """The RunConfig of `gwbench run`'s arguments (each rank of a multi-rank run builds its own)."""
+    from harness import runner
+
+    return runner.RunConfig(
+        suite=args.suite, only=args.only, device=args.device, dtypes=args.dtypes,
+        search=args.search, m_range=args.m_range, n_range=args.n_range, k_range=args.k_range,
+        data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
+        cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
+        idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
+        coll_sizes=args.sizes, coll_iters=args.iters,
+        attn_backends=args.attn_backends)
 
 
 def _search_best(rows: list[dict]) -> str:
