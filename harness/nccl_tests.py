@@ -1,6 +1,6 @@
 """nccl-tests semantics as pure functions: busbw factors, algbw/busbw, log parser, formatter.
 
-Source: NVIDIA/nccl-tests doc/PERFORMANCE.md (REFERENCE.md "Collectives"). algbw = S / t
+Source: NVIDIA/nccl-tests doc/PERFORMANCE.md (docs/sources.md "Collectives"). algbw = S / t
 with GB = 1e9 B; busbw = algbw × a per-collective factor that makes the figure comparable
 to the hardware's link bandwidth whatever the number of ranks n. S is the nccl-tests
 "size" column: the whole buffer for all_gather / reduce_scatter / alltoall.

@@ -1,6 +1,6 @@
 """Collectives family: nccl-tests semantics through torch.distributed (NCCL on CUDA, gloo on CPU).
 
-Method (nccl-tests, REFERENCE.md "Collectives"): every size is warmed up; each trial
+Method (nccl-tests, docs/sources.md "Collectives"): every size is warmed up; each trial
 times `iters` back-to-back calls with the host clock and one sync; each rank's time is
 reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t and busbw
 with nccl-tests' factors (harness/nccl_tests.py). Correctness is checked in separate,
