@@ -190,12 +190,15 @@ def _setup_failure_rank(out: str) -> None:
     distmod.destroy(world)
 
 
-def test_setup_failure_on_one_rank_fails_the_case_on_every_rank(tmp_path):
-    """Rank 1 cannot set up all_reduce: both ranks record it failed, naming rank 1, at once
-    (not after the 60 s --dist-timeout), and go on to measure all_gather together."""
+@pytest.mark.parametrize("hook,verb,stage", [("1:all_reduce", "set up", "setup"),
+                                             ("1:all_reduce:check", "check", "check")])
+def test_failure_on_one_rank_fails_the_case_on_every_rank(tmp_path, hook, verb, stage):
+    """Rank 1 cannot set up all_reduce (or check its first result): both ranks record it
+    failed, naming rank 1, at once (not after the 60 s --dist-timeout), and go on to measure
+    all_gather together."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(distmod.free_port()), OMP_NUM_THREADS="1",
-               **{coll.FAIL_SETUP_ENV: "1:all_reduce"})
+               **{coll.FAIL_SETUP_ENV: hook})
     code = ("import sys; from tests.test_collectives import _setup_failure_rank; "
             "_setup_failure_rank(sys.argv[1])")
     t0 = time.monotonic()
@@ -210,8 +213,8 @@ def test_setup_failure_on_one_rank_fails_the_case_on_every_rank(tmp_path):
     assert seen[0] == seen[1]  # every rank recorded the same thing
     first, *later = seen[0]
     assert first["op"] == "all_reduce" and first["status"] == "failed"
-    assert first["error"] == ("SetupFailed: rank 1 of 2 could not set up all_reduce: RuntimeError: "
-                              f"setup failure injected by {coll.FAIL_SETUP_ENV}")
+    assert first["error"] == (f"RankFailed: rank 1 of 2 could not {verb} all_reduce: RuntimeError: "
+                              f"{stage} failure injected by {coll.FAIL_SETUP_ENV}")
     assert [(r["op"], r["status"]) for r in later] == [("all_gather", "ok"), ("all_gather", "ok")]
 
 
@@ -275,8 +278,8 @@ def _ctx2(fast_ctx):
 
 def _no_peers(monkeypatch):
     """These tests run one process with no process group: skip the set-up agreement (it has
-    its own two-rank test, test_setup_failure_on_one_rank_fails_the_case_on_every_rank)."""
-    monkeypatch.setattr(coll, "_agree_on_setup", lambda ctx, case, failure: None)
+    its own two-rank test, test_failure_on_one_rank_fails_the_case_on_every_rank)."""
+    monkeypatch.setattr(coll, "_agree", lambda ctx, case, failure, stage: None)
 
 
 def test_unsupported_collective_is_a_skipped_row(fast_ctx, monkeypatch):

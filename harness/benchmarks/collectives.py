@@ -48,8 +48,9 @@ WARMUP_ITERS, ITERS = 5, 20  # nccl-tests' defaults (-w 5, -n 20)
 TRIALS = {"quick": 3, "standard": 5, "full": 5}
 # Rank-dependent inputs are small integers, exact in fp32; bf16 sums may round.
 TOLERANCE = {"fp32": 0.0, "bf16": 1e-2}
-# Test hook: "RANK:OP" makes that rank's set-up of every OP case fail, so that a test can
-# show (2 gloo ranks on the CPU) that the other ranks hear of it; tests/test_collectives.py.
+# Test hook: "RANK:OP[:check]" makes that rank's set-up (or its first result check) of every
+# OP case fail, so that a test can show (2 gloo ranks on the CPU) that the other ranks hear of
+# it; tests/test_collectives.py.
 FAIL_SETUP_ENV = "GWBENCH_TEST_FAIL_SETUP"
 
 
@@ -248,16 +249,34 @@ def _sum_all(ctx: Context, value: int, device) -> int:
     return int(x.item())
 
 
-class SetupFailed(Exception):
-    """A rank could not set up a case (its buffers, most often): every rank fails the case."""
+class RankFailed(Exception):
+    """A rank could not set up a case (its buffers, most often) or check its result: every
+    rank fails the case."""
 
 
-def _agree_on_setup(ctx: Context, case: Case, failure: str | None) -> None:
-    """Every rank learns whether every other one set the case up, before any collective on it.
+def _together(ctx: Context, case: Case, stage: str, fn):
+    """fn() on this rank, then every rank learns whether every other one got through it
+    (_agree); returns fn's result."""
+    try:
+        out = fn()
+        rank, op, where = (os.environ.get(FAIL_SETUP_ENV, "::").split(":") + ["setup"])[:3]
+        if (rank, op, where) == (str(ctx.rank), case.op, stage):
+            raise RuntimeError(f"{stage} failure injected by {FAIL_SETUP_ENV}")
+        failure = None
+    except Exception as exc:  # an OOM, most often; the peers must hear of it
+        out, failure = None, f"{type(exc).__name__}: {one_line(exc, 300)}"
+    _agree(ctx, case, failure, stage)
+    return out
+
+
+def _agree(ctx: Context, case: Case, failure: str | None, stage: str) -> None:
+    """Every rank learns whether every other one got through `stage` ("setup": buffers,
+    "check": a result check, which allocates float64 chunks) before the next collective
+    on the case.
 
     Without this a rank that failed (an OOM on one GPU) moves on to the next case while the
-    others wait in the case's first collective until --dist-timeout, and the run is lost.
-    Each rank raises the same SetupFailed, naming the first failing rank, so every rank
+    others wait in the case's next collective until --dist-timeout, and the run is lost.
+    Each rank raises the same RankFailed, naming the first failing rank, so every rank
     records the case alike (the runner's rules: an OOM is a skipped row, anything else failed).
     """
     import torch.distributed as dist
@@ -271,7 +290,8 @@ def _agree_on_setup(ctx: Context, case: Case, failure: str | None) -> None:
     if failed:
         rank, why = failed[0]
         more = f" (ranks failing: {', '.join(str(r) for r, _ in failed)})" if len(failed) > 1 else ""
-        raise SetupFailed(f"rank {rank} of {ctx.world_size} could not set up {case.op}{more}: {why}")
+        verb = "set up" if stage == "setup" else "check"
+        raise RankFailed(f"rank {rank} of {ctx.world_size} could not {verb} {case.op}{more}: {why}")
 
 
 def _unsupported(exc: Exception) -> bool:
@@ -296,15 +316,17 @@ def run(case: Case, ctx: Context) -> Outcome:
     size = count * esize
     iters = int(ctx.options.get("coll_iters") or ITERS)
     trials = TRIALS.get(ctx.suite, 3)
-    try:
-        b = _Bufs(case.op, p["placement"], count, dtype, device, ctx.rank, n)
-        _fill(b, count, dtype, device)
-        if os.environ.get(FAIL_SETUP_ENV) == f"{ctx.rank}:{case.op}":
-            raise RuntimeError(f"setup failure injected by {FAIL_SETUP_ENV}")
-        failure = None
-    except Exception as exc:  # an OOM, most often; the peers must hear of it (below)
-        failure = f"{type(exc).__name__}: {one_line(exc, 300)}"
-    _agree_on_setup(ctx, case, failure)
+
+    def setup() -> _Bufs:
+        bufs = _Bufs(case.op, p["placement"], count, dtype, device, ctx.rank, n)
+        _fill(bufs, count, dtype, device)
+        return bufs
+
+    def check() -> tuple[int, float]:  # its float64 chunks can be the allocation that fails
+        ctx.dev.sync()
+        return _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
+
+    b = _together(ctx, case, "setup", setup)
     try:
         b.call()  # first call: communicator and channel set-up, never timed
     except Exception as exc:
@@ -312,9 +334,8 @@ def run(case: Case, ctx: Context) -> Outcome:
             raise SkipCase(f"{case.backend} in torch {torch.__version__}: {case.op} "
                            f"{case.dtype} not supported: {one_line(exc, 300)}") from None
         raise _lost(ctx, case, exc) from None
+    wrong, rel = _together(ctx, case, "check", check)
     try:
-        ctx.dev.sync()
-        wrong, rel = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
         for _ in range(WARMUP_ITERS):
             b.call()
         samples, maxes = [], []
@@ -331,8 +352,10 @@ def run(case: Case, ctx: Context) -> Outcome:
         # Second untimed check after the timed calls: a corrupting transport shows here too.
         _fill(b, count, dtype, device)
         b.call()
-        ctx.dev.sync()
-        w2, rel2 = _count_wrong(b, count, dtype, device, TOLERANCE[case.dtype])
+    except Exception as exc:
+        raise _lost(ctx, case, exc) from None
+    w2, rel2 = _together(ctx, case, "check", check)
+    try:
         wrong = _sum_all(ctx, wrong + w2, device)
     except Exception as exc:
         raise _lost(ctx, case, exc) from None
