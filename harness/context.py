@@ -24,6 +24,9 @@ class Context:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # The gloo group for small Python objects (dist.World.ctrl; None = the default group):
+    # agreeing that a case failed on one rank must not need the GPU that just ran out of memory.
+    ctrl: Any = None
 
 
 @dataclass

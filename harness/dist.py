@@ -62,14 +62,19 @@ def launched_env(environ=os.environ) -> dict | None:
     if ws <= 1:
         return None
     return {"rank": rank, "world_size": ws, "local_rank": local, "local_world_size": local_ws,
+            # Launchers that set only RANK/WORLD_SIZE/LOCAL_RANK leave the node's rank count
+            # unknown: the default above is then the whole world, not this node.
+            "local_world_size_known": "LOCAL_WORLD_SIZE" in environ,
             "master": f"{environ.get('MASTER_ADDR', '?')}:{environ.get('MASTER_PORT', '?')}"}
 
 
-def rank_device(requested: str, env: dict | None) -> str:
+def rank_device(requested: str, env: dict | None, environ=os.environ) -> str:
     """Under a launch each rank takes GPU LOCAL_RANK (`auto`/`cuda`); cpu stays cpu.
 
     A node with more local ranks than GPUs is refused: placing ranks modulo the GPU count
     would put two on one GPU, which NCCL rejects and the other ranks see as a lost peer.
+    A rank that sees exactly one GPU through CUDA_VISIBLE_DEVICES was bound to it by its
+    launcher (srun --gpus-per-task=1): it takes that GPU, whatever its local rank.
     """
     if env is None:
         return requested
@@ -77,8 +82,19 @@ def rank_device(requested: str, env: dict | None) -> str:
     gpus = visible_gpus()
     if gpus == 0 or not _GPU_REQUEST.fullmatch(req):
         return requested  # the CPU (gloo takes any number of ranks), or devmod.resolve says why not
-    check_local_ranks("cuda" if req == "auto" else req, env["local_world_size"], gpus)
-    return f"cuda:{env['local_rank']}" if req in ("auto", "cuda") else requested
+    known = env.get("local_world_size_known", True)
+    if req not in ("auto", "cuda"):
+        if known:
+            check_local_ranks(req, env["local_world_size"], gpus)
+        return requested
+    if gpus == 1 and environ.get("CUDA_VISIBLE_DEVICES", "").strip():
+        return "cuda:0"
+    if known:
+        check_local_ranks("cuda", env["local_world_size"], gpus)
+    elif env["local_rank"] >= gpus:
+        raise UsageError(f"local rank {env['local_rank']} but {gpus} GPU(s) visible: NCCL needs "
+                         "one GPU per rank; start as many ranks per node as it has GPUs")
+    return f"cuda:{env['local_rank']}"
 
 
 _GPU_REQUEST = re.compile(r"auto|cuda(:\d+)?")
@@ -103,7 +119,8 @@ def check_local_ranks(device: str, ranks: int, gpus: int) -> None:
                          f"GPU {device.partition(':')[2]}; use --device cuda (local rank i takes GPU i)")
     if ranks > gpus:
         raise UsageError(f"{ranks} ranks on this node but {gpus} GPU(s) visible: NCCL needs one GPU "
-                         f"per rank; use --nproc {gpus} or fewer, or --device cpu (gloo)")
+                         f"per rank; start {gpus} or fewer per node (--nproc, torchrun "
+                         "--nproc-per-node) or use --device cpu (gloo)")
 
 
 def init(backend_device: str, timeout_s: float, environ=os.environ) -> World:

@@ -248,6 +248,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
     world = distmod.init(dev.backend, cfg.dist_timeout_s)  # PeerLost if a rank never joins
     ctx = make_context(cfg, dev)
     ctx.rank, ctx.world_size, ctx.local_rank = world.rank, world.world_size, world.local_rank
+    ctx.ctrl = world.ctrl
     ctx.options["dist_timeout_s"] = cfg.dist_timeout_s
     all_cases = expand(cfg, ctx)
     tel = _telemetry(cfg, dev)

@@ -167,10 +167,42 @@ def test_local_ranks_must_not_share_a_gpu():
     distmod.check_local_ranks("cpu", 64, 0)  # gloo: any number of ranks
     distmod.check_local_ranks("cuda", 8, 8)
     distmod.check_local_ranks("cuda:3", 1, 8)  # one rank may pick its GPU
-    with pytest.raises(UsageError, match=r"^3 ranks on this node but 2 GPU\(s\) visible: .*--nproc 2 or"):
+    with pytest.raises(UsageError, match=r"^3 ranks on this node but 2 GPU\(s\) visible: .*start 2 or fewer"):
         distmod.check_local_ranks("cuda", 3, 2)
     with pytest.raises(UsageError, match="every rank would use GPU 1; use --device cuda"):
         distmod.check_local_ranks("cuda:1", 2, 8)
+
+
+def _launch_env(**env):
+    return distmod.launched_env({"MASTER_ADDR": "h", "MASTER_PORT": "1", **env})
+
+
+@pytest.mark.parametrize("env,gpus,visible,device", [
+    # torchrun: LOCAL_WORLD_SIZE given; local rank i takes GPU i
+    (dict(RANK="9", WORLD_SIZE="16", LOCAL_RANK="1", LOCAL_WORLD_SIZE="8"), 8, "", "cuda:1"),
+    # a launcher that sets no LOCAL_WORLD_SIZE (16 ranks on 2 nodes of 8 GPUs) is not refused
+    (dict(RANK="11", WORLD_SIZE="16", LOCAL_RANK="3"), 8, "", "cuda:3"),
+    # srun --gpus-per-task=1: each rank sees one GPU, whatever its local rank
+    (dict(RANK="3", WORLD_SIZE="4", LOCAL_RANK="3", LOCAL_WORLD_SIZE="4"), 1, "5", "cuda:0"),
+    # the CPU takes any number of ranks
+    (dict(RANK="3", WORLD_SIZE="64", LOCAL_RANK="3", LOCAL_WORLD_SIZE="64"), 0, "", "cpu"),
+])
+def test_rank_device_under_launchers(monkeypatch, env, gpus, visible, device):
+    monkeypatch.setattr(distmod, "visible_gpus", lambda: gpus)
+    requested = "cpu" if device == "cpu" else "auto"
+    got = distmod.rank_device(requested, _launch_env(**env), {"CUDA_VISIBLE_DEVICES": visible})
+    assert got == device
+
+
+@pytest.mark.parametrize("env,gpus,match", [
+    (dict(RANK="3", WORLD_SIZE="4", LOCAL_RANK="3", LOCAL_WORLD_SIZE="4"), 2,
+     r"4 ranks on this node but 2 GPU\(s\) visible"),
+    (dict(RANK="9", WORLD_SIZE="16", LOCAL_RANK="9"), 8, "local rank 9 but 8 GPU"),
+])
+def test_rank_device_refuses_ranks_sharing_a_gpu(monkeypatch, env, gpus, match):
+    monkeypatch.setattr(distmod, "visible_gpus", lambda: gpus)
+    with pytest.raises(UsageError, match=match):
+        distmod.rank_device("auto", _launch_env(**env), {})
 
 
 def _setup_failure_rank(out: str) -> None:
@@ -302,3 +334,31 @@ def test_lost_peer_stops_the_run(fast_ctx, monkeypatch):
     case = coll.cases("quick", _ctx2(fast_ctx))[0]
     with pytest.raises(distmod.PeerLost, match="rank 0: all_reduce failed .*Connection reset"):
         coll.run(case, fast_ctx)
+
+
+def test_failure_inside_the_timed_loop_stops_the_run(fast_ctx, monkeypatch):
+    # One rank failing mid-case (not in an agreed step) must not go on to the next case: its
+    # next collective would pair with the others' pending one.
+    calls = {"n": 0}
+
+    def fail_later(self):
+        calls["n"] += 1
+        if calls["n"] > 1:  # the first call (set-up) passes, a warm-up call fails
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(coll._Bufs, "call", fail_later)
+    _no_peers(monkeypatch)
+    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "all_reduce")
+    with pytest.raises(distmod.PeerLost, match="out of step: RuntimeError: CUDA error: an illegal"):
+        coll.run(case, fast_ctx)
+
+
+def test_preflight_refuses_more_ranks_than_gpus(monkeypatch):
+    from harness.runner import RunConfig
+
+    monkeypatch.setattr(distmod, "visible_gpus", lambda: 2)
+    with pytest.raises(UsageError, match=r"^3 ranks on this node but 2 GPU\(s\) visible"):
+        distmod.preflight(RunConfig(device="cuda", nproc=3), 3)
+    with pytest.raises(UsageError, match="every rank would use GPU 1"):
+        distmod.preflight(RunConfig(device="cuda:1", nproc=2), 2)
+    distmod.preflight(RunConfig(device="auto", nproc=2), 2)  # one GPU per rank: accepted

@@ -6,8 +6,9 @@ reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t
 with nccl-tests' factors (harness/nccl_tests.py). Correctness is checked in separate,
 untimed calls on known rank-dependent inputs and counted as wrong elements. `run` is
 called on every rank in lockstep; the runner keeps rank 0's row. Before a case's first
-collective the ranks agree that each set up its buffers: one rank's failure (an OOM) fails
-the case on every rank instead of leaving the others waiting out --dist-timeout.
+collective, and after each untimed result check, the ranks agree that each got through: one
+rank's failure (an OOM) fails the case on every rank instead of leaving the others waiting
+out --dist-timeout.
 """
 
 from __future__ import annotations
@@ -282,10 +283,11 @@ def _agree(ctx: Context, case: Case, failure: str | None, stage: str) -> None:
     import torch.distributed as dist
 
     said: list = [None] * ctx.world_size
-    try:
-        dist.all_gather_object(said, failure)
-    except Exception as exc:
-        raise _lost(ctx, case, exc) from None
+    try:  # on the gloo control group: no GPU memory needed to say that GPU memory ran out
+        dist.all_gather_object(said, failure, group=ctx.ctrl)
+    except Exception as exc:  # whatever it was, the ranks can no longer be sure to agree
+        raise PeerLost(f"rank {ctx.rank}: agreeing on {case.op}'s {stage} failed (another rank "
+                       f"died or timed out?): {one_line(exc, 300)}") from None
     failed = [(r, why) for r, why in enumerate(said) if why is not None]
     if failed:
         rank, why = failed[0]
@@ -376,11 +378,14 @@ def run(case: Case, ctx: Context) -> Outcome:
     return Outcome(measurement=m, nbytes=size, check=check, extra=extra)
 
 
-def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:
-    """A failure inside a collective usually means a peer is gone: stop the run, not just the case."""
+def _lost(ctx: Context, case: Case, exc: Exception) -> PeerLost:
+    """A failure between a case's agreed steps stops the run, not just the case: a peer is
+    gone, or this rank left a sequence of collectives the others are still in, and going on
+    to the next case would pair different collectives across ranks."""
     text = str(exc).lower()
     if any(k in text for k in ("timed out", "timeout", "connection", "peer", "closed", "broken pipe",
                                "nccl error", "socket")):
         return PeerLost(f"rank {ctx.rank}: {case.op} failed (another rank died or timed out after "
                         f"{ctx.options.get('dist_timeout_s', '?')} s?): {one_line(exc, 300)}")
-    return exc
+    return PeerLost(f"rank {ctx.rank}: {case.op} failed between the ranks' agreed steps, so the "
+                    f"ranks are out of step: {type(exc).__name__}: {one_line(exc, 300)}")
