@@ -109,12 +109,14 @@ class Launcher:
         if handle == 0:  # torch's default stream is the legacy null stream
             self._stream = cupy.cuda.Stream.null
         else:
-            # CuPy 14 deprecates ExternalStream for Stream.from_external, but the Stream that
-            # from_external returns destroys its handle when collected (Stream.__del__ in
-            # cupy/cuda/stream.pyx, v14), and this handle is torch's: keep the class that
-            # never owns it, and keep its warning out of every run's log.
+            # CuPy 14 deprecates ExternalStream for Stream.from_external. In the stream.pyx
+            # read for this (cupy/cupy 0130cf4), from_external returns a Stream whose __del__
+            # destroys any handle but the null and per-thread ones, and this handle is
+            # torch's. Until a GPU run shows a CuPy that does not, keep the class that never
+            # owns its handle, and keep only its own warning out of every run's log.
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings("ignore", message="ExternalStream is deprecated",
+                                        category=DeprecationWarning)
                 try:
                     self._stream = cupy.cuda.ExternalStream(handle, device_index)
                 except TypeError:  # CuPy < 12 takes no device id

@@ -66,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
     from harness import runner
     from harness.progress import print_summary
 
-    cfg = config(args)
+    cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
     if args.nproc > 1 and dist.launched_env() is None:
         if args.resume is not None:
             raise UsageError("--resume of a multi-rank run is not supported: start a new run")
