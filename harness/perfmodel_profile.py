@@ -210,6 +210,8 @@ def spec_capacity_bytes(acc: specs.Accelerator) -> float:
     """Device-visible HBM bytes of `acc` from the table's vendor figure (binary GB, see above)."""
     if acc.hbm_gb is None:
         raise UsageError(f"{acc.name} has no HBM capacity in the hardware table")
+    if acc.hbm_gb.low:  # the table's device-visible figure (B300, GB300: ~270-279 of 288)
+        return acc.hbm_gb.low * VENDOR_GB_BYTES
     return acc.hbm_gb.value * VENDOR_GB_BYTES * HBM_VISIBLE
 
 
@@ -237,7 +239,9 @@ def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None =
                f"HBM {acc.hbm_tbps.value:g} TB/s x {HBM_EFF.mode} ({HBM_EFF.source})",
                f"NVLink busbw {acc.scaleup_gbps.value:g} GB/s x {NVLINK_EFF.mode} ({NVLINK_EFF.source})",
                f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} ({NIC_EFF.source})",
-               _capacity_note(capacity, f"vendor {acc.hbm_gb.value:g} GB read as GiB x {HBM_VISIBLE} visible"))
+               _capacity_note(capacity, f"device-visible {acc.hbm_gb.low:g} GiB of the vendor's {acc.hbm_gb.value:g} GB"
+                              if acc.hbm_gb.low else
+                              f"vendor {acc.hbm_gb.value:g} GB read as GiB x {HBM_VISIBLE} visible"))
     return Profile(name=acc.name, source="spec", dtype=dtype, peak_tflops=peak.value, gemm_eff=eff,
                    attn_fwd_eff=ATTN_FWD_EFF.mode, attn_bwd_eff=ATTN_BWD_EFF.mode,
                    hbm_gbps=acc.hbm_tbps.value * 1e3 * HBM_EFF.mode,

@@ -300,3 +300,11 @@ def test_spec_gemm_efficiency_is_projections_reference_efficiency(key):
     p = PP.from_spec(acc, table)
     assert p.gemm_eff == eff and any(source in a for a in p.assumed)
     assert any("no mamf-finder" in n for n in p.notes) == ("bf16" not in acc.mamf_tflops)
+
+
+def test_spec_capacity_takes_the_tables_visible_figure_where_it_has_one():
+    # B300 devices report ~270 GiB of the "288 GB": the table's `low`, not 288 GiB x 0.99.
+    b300, h200 = specs.lookup("b300"), specs.lookup("h200")
+    assert b300.hbm_gb.low == 270
+    assert PP.spec_capacity_bytes(b300) == 270 * 2**30
+    assert PP.spec_capacity_bytes(h200) == 141 * 2**30 * PP.HBM_VISIBLE
