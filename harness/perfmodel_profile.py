@@ -53,7 +53,7 @@ HBM_EFF = Range(0.83, 0.87, 0.89, "BabelStream H100 copy/triad 2.90-2.97 of 3.35
 # reduction): 479 GB/s at 8 GB on 8x H100 (1.06) in the same Azure guide. Ring (NVLS off):
 # 360-370 GB/s (0.81), the mode, a figure from gwbench's reference notes that we could not trace
 # to a published table; a measured profile replaces it with the run's own busbw.
-NVLINK_EFF = Range(0.78, 0.81, 1.0, "nccl-tests 8x H100 all_reduce ring 360-370 GB/s of 450; NVLS ~480")
+NVLINK_EFF = Range(0.78, 0.81, 1.0, "8x H100 all_reduce busbw: ring 360-370 GB/s of 450 (no published source traced); NVLS ~480 (Azure AI-benchmarking-guide)")
 # Inter-node: one 400 Gb/s NIC per GPU = 50 GB/s (DGX H100: eight 400 Gb/s ConnectX-7 InfiniBand
 # NDR ports; Llama 3 paper, arXiv:2407.21783 s3.3.1: 400 Gbps between GPUs, RoCE for 405B).
 # nccl-tests reaching 46-48 GB/s per NIC is again from gwbench's reference notes (no published
