@@ -362,3 +362,20 @@ def test_preflight_refuses_more_ranks_than_gpus(monkeypatch):
     with pytest.raises(UsageError, match="every rank would use GPU 1"):
         distmod.preflight(RunConfig(device="cuda:1", nproc=2), 2)
     distmod.preflight(RunConfig(device="auto", nproc=2), 2)  # one GPU per rank: accepted
+
+
+def test_an_oom_on_another_rank_is_a_skipped_row_here(fast_ctx, monkeypatch):
+    # What rank 0 records when rank 1 reports an OOM in the set-up agreement (the two-rank
+    # test above covers the exchange itself): the runner's rule makes an OOM a skipped row.
+    import torch.distributed as dist
+
+    from harness.runner import measure_case
+
+    def rank1_ran_out(said, mine, group=None):
+        said[:] = [mine, "OutOfMemoryError: CUDA out of memory. Tried to allocate 8.00 GiB"]
+
+    monkeypatch.setattr(dist, "all_gather_object", rank1_ran_out)
+    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "all_reduce")
+    status, outcome, error = measure_case(case, fast_ctx)
+    assert (status, outcome) == ("skipped", None)
+    assert "rank 1 of 2 could not set up all_reduce: OutOfMemoryError: CUDA out of memory" in error
