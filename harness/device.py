@@ -108,6 +108,10 @@ class Device:
         floor = CUDA_FLUSH_MIN_BYTES if self.is_cuda else CPU_FLUSH_MIN_BYTES
         return max(floor, 2 * self.cache_bytes())
 
+    def flush_bytes_to_allocate(self) -> int:
+        """What the flush buffer will still take from free memory (0 once it exists)."""
+        return self.flush_bytes() if self._flush_buf is None else 0
+
     def flush_cache(self) -> None:
         """Overwrite a buffer twice the cache size so the next kernel reads from memory."""
         if self._flush_buf is None:

@@ -173,7 +173,7 @@ def run(case: Case, ctx: Context) -> Outcome:
     dev = ctx.dev
     p = case.p
     m, n, k, data = p["m"], p["n"], p["k"], p.get("data", "randn")
-    dev.check_fits(_needed_bytes(case) + dev.flush_bytes())
+    dev.check_fits(_needed_bytes(case) + dev.flush_bytes_to_allocate())
 
     device = dev.torch_device
     gen = torch.Generator(device=device).manual_seed(1234)
