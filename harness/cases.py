@@ -69,13 +69,18 @@ def check_suite(name: str) -> str:
     return name
 
 
-def check_dtypes(names: list[str] | None) -> list[str] | None:
+def check_names(names: list[str] | None, allowed, what: str) -> list[str] | None:
+    """`names` if every one is in `allowed` (None or empty: None, i.e. all); else UsageError."""
     if not names:
         return None
-    bad = [n for n in names if n not in DTYPES]
+    bad = [n for n in names if n not in allowed]
     if bad:
-        raise UsageError(f"unknown dtype {bad[0]!r}: choose from {', '.join(DTYPES)}")
-    return names
+        raise UsageError(f"unknown {what} {bad[0]!r}: choose from {', '.join(allowed)}")
+    return list(names)
+
+
+def check_dtypes(names: list[str] | None) -> list[str] | None:
+    return check_names(names, DTYPES, "dtype")
 
 
 def select(cases: list[Case], dtypes: list[str] | None = None) -> list[Case]:

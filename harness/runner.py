@@ -21,7 +21,7 @@ from typing import Any
 from harness import device as devmod
 from harness import dist as distmod
 from harness.benchmarks import FAMILIES
-from harness.cases import Case, check_dtypes, check_suite, select
+from harness.cases import Case, check_dtypes, check_names, check_suite, select
 from harness.context import Context, Outcome
 from harness.errors import Interrupted, SkipCase, UsageError, one_line
 from harness.flops import gbps, tflops
@@ -60,9 +60,7 @@ class RunConfig:
 
     def validate(self) -> None:
         check_suite(self.suite)
-        unknown = [f for f in self.only if f not in FAMILIES]
-        if unknown:
-            raise UsageError(f"unknown family {unknown[0]!r}: choose from {', '.join(FAMILIES)}")
+        check_names(self.only, FAMILIES, "family")
         check_dtypes(self.dtypes)
         if self.data not in ("randn", "zeros"):
             raise UsageError(f"--data {self.data!r}: choose randn or zeros")

@@ -22,9 +22,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from harness.cases import Case, select
+from harness.cases import Case, check_names, select
 from harness.context import Context, Outcome
-from harness.errors import SkipCase, UsageError, one_line
+from harness.errors import SkipCase, one_line
 from harness.flops import ATTENTION_FLOP_CONVENTION, DTYPE_BYTES, attention_flop
 from harness.measure import measure
 from harness.models import MODELS
@@ -66,12 +66,7 @@ CPU_TOKENS = 512
 
 def check_backends(names: list[str] | None) -> list[str] | None:
     """Validate `--attn-backend` names; None or empty means every backend."""
-    if not names:
-        return None
-    bad = [n for n in names if n not in BACKENDS]
-    if bad:
-        raise UsageError(f"unknown attention backend {bad[0]!r}: choose from {', '.join(BACKENDS)}")
-    return list(names)
+    return check_names(names, BACKENDS, "attention backend")
 
 
 # --- optional flash_attn package -------------------------------------------------------

@@ -61,9 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import dist
-
-    from harness import runner
+    from harness import dist, runner
     from harness.progress import print_summary
 
     cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
