@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from harness import __version__
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 # Subcommand modules, in help order. Each defines NAME, HELP, add_arguments(), main().
 COMMANDS = (

@@ -18,15 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import device as devmod
-from harness import dist as distmod
+from harness.measure import device as devmod
+from harness.measure import dist as distmod
 from harness.benchmarks import FAMILIES
-from harness.cases import Case, check_dtypes, check_names, check_suite, select
-from harness.context import Context, Outcome
-from harness.errors import Interrupted, SkipCase, UsageError, one_line
-from harness.flops import gbps, tflops
-from harness.measure import Budget, timer_overhead_s
-from harness.results import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
+from harness.core.cases import Case, check_dtypes, check_names, check_suite, select
+from harness.measure.context import Context, Outcome
+from harness.core.errors import Interrupted, SkipCase, UsageError, one_line
+from harness.core.flops import gbps, tflops
+from harness.measure.timing import Budget, timer_overhead_s
+from harness.core.store import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SUSTAIN_S = 3600.0
@@ -228,7 +228,7 @@ class _SignalGuard:
 def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         console=None, on_row: Callable[[dict], None] | None = None) -> tuple[int, RunStore]:
     """Run (or resume) a whole suite; returns the exit code and the store."""
-    from harness import progress as prog
+    from harness.present import progress as prog
 
     if resume is not None:
         store = RunStore.open(resume)
@@ -390,7 +390,7 @@ def _sustain_for(case: Case, ctx: Context, cfg: RunConfig, tel) -> float | None:
 
 
 def _add_window_flags(row: dict, outcome: Outcome) -> None:
-    from harness import telemetry
+    from harness.measure import telemetry
 
     m = outcome.measurement
     row["telemetry_short_window"] = telemetry.short_window(m.window_s, len(m.samples_s))
@@ -399,7 +399,7 @@ def _add_window_flags(row: dict, outcome: Outcome) -> None:
 
 
 def _telemetry(cfg: RunConfig, dev: devmod.Device):
-    from harness import telemetry
+    from harness.measure import telemetry
 
     try:
         return telemetry.Telemetry.create(cfg.telemetry, device_indices=[dev.index],

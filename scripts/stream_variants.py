@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout: the harness's launcher, not a copy of it
 
-from harness.kernels_cupy import Launcher  # noqa: E402
+from harness.measure.cupy_kernels import Launcher  # noqa: E402
 N = 1 << 28
 LAUNCHES, SAMPLES = 20, 7
 WORDS = {"copy": 2, "triad": 3, "dot": 2}

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.utils.benchmark as tb
 
-from harness.device import Device
-from harness.measure import Budget, measure, timer_overhead_s
+from harness.measure.device import Device
+from harness.measure.timing import Budget, measure, timer_overhead_s
 
 SHAPE = 512
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

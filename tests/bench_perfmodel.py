@@ -3,9 +3,9 @@ on the CPU; measured, not asserted). Run: .venv/bin/python -m pytest tests/bench
 
 from __future__ import annotations
 
-from harness import perfmodel as PM
-from harness import perfmodel_profile as PP
-from harness import perfmodel_report as R
+from harness.analysis.perfmodel import step as PM
+from harness.analysis.perfmodel import profile as PP
+from harness.analysis.perfmodel import predict as R
 
 
 def test_search_405b_16k(benchmark):

@@ -10,8 +10,8 @@ import random
 
 import pytest
 
-from harness import publish
-from harness.results import SCHEMA_VERSION, RunStore
+from harness.present import publish
+from harness.core.store import SCHEMA_VERSION, RunStore
 
 N_RUNS, N_ROWS = 50, 2000
 DEVICES = ("NVIDIA H100 80GB HBM3", "NVIDIA H200", "NVIDIA B200", "AMD EPYC", "NVIDIA A100-SXM4-80GB")

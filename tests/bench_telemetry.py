@@ -19,7 +19,7 @@ import time
 import pytest
 import torch
 
-from harness.telemetry import ReplayBackend, Telemetry
+from harness.measure.telemetry import ReplayBackend, Telemetry
 
 N, ITERS = 256, 400  # ~45 ms of float32 GEMM on two cores: several sampler ticks per loop
 

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def cpu_dev():
-    from harness.device import Device
+    from harness.measure.device import Device
 
     return Device("cpu")
 
@@ -38,8 +38,8 @@ def cpu_dev():
 @pytest.fixture
 def fast_ctx(cpu_dev):
     """A CPU context with tiny budgets: tests check behaviour, not speed."""
-    from harness.context import Context
-    from harness.measure import Budget
+    from harness.measure.context import Context
+    from harness.measure.timing import Budget
 
     return Context(dev=cpu_dev, suite="quick", budget=Budget(warmup_s=0.001, rep_s=0.005, min_reps=3))
 

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 
 from conftest import FAST, gwbench
 from harness.benchmarks import attention as A
-from harness.cases import Case
-from harness.context import Context
-from harness.device import Device
-from harness.errors import UsageError
-from harness.flops import attention_flop
+from harness.core.cases import Case
+from harness.measure.context import Context
+from harness.measure.device import Device
+from harness.core.errors import UsageError
+from harness.core.flops import attention_flop
 from harness.runner import build_row, measure_case
 
 
@@ -290,8 +290,8 @@ def test_cli_runs_attention_on_cpu(tmp_path):
 # --- real GPU ---------------------------------------------------------------------------------
 
 def _gpu_ctx():
-    from harness.device import resolve
-    from harness.measure import Budget
+    from harness.measure.device import resolve
+    from harness.measure.timing import Budget
 
     return Context(dev=resolve("cuda"), budget=Budget(warmup_s=0.01, rep_s=0.05))
 

@@ -1,10 +1,10 @@
 import pytest
 
 from harness.benchmarks import gemm
-from harness.cases import Case, check_dtypes, check_suite, select
-from harness.errors import UsageError
-from harness.flops import gemm_bytes, gemm_flop
-from harness.models import MODELS
+from harness.core.cases import Case, check_dtypes, check_suite, select
+from harness.core.errors import UsageError
+from harness.core.flops import gemm_bytes, gemm_flop
+from harness.core.models import MODELS
 
 
 def test_case_identity_is_stable_and_hashable():

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import dist as distmod
-from harness import nccl_tests as nt
+from harness.measure import dist as distmod
+from harness.analysis import nccl_tests as nt
 from harness.benchmarks import collectives as coll
-from harness.errors import SkipCase, UsageError
+from harness.core.errors import SkipCase, UsageError
 from tests.conftest import FAST, ROOT, gwbench
 
 SBATCH = ROOT / "scripts" / "slurm" / "gwbench.sbatch"
@@ -207,8 +207,8 @@ def test_rank_device_refuses_ranks_sharing_a_gpu(monkeypatch, env, gpus, match):
 
 def _setup_failure_rank(out: str) -> None:
     """One rank of the test below: measure three cases as the runner does, write what it recorded."""
-    from harness.context import Context
-    from harness.device import Device
+    from harness.measure.context import Context
+    from harness.measure.device import Device
     from harness.runner import measure_case
 
     world = distmod.init("cpu", 60.0)

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from harness import compare
-from harness.errors import UsageError
-from harness.results import SCHEMA_VERSION, RunStore
+from harness.analysis import compare
+from harness.core.errors import UsageError
+from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from harness.benchmarks import gemm
-from harness.cases import Case
+from harness.core.cases import Case
 from harness.runner import build_row, measure_case
 
 
@@ -84,9 +84,9 @@ def test_precision_flags_restored():
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["fp32", "tf32", "bf16", "fp16", "fp8"])
 def test_cuda_gemm_all_dtypes(dtype):
-    from harness.context import Context
-    from harness.device import resolve
-    from harness.measure import Budget
+    from harness.measure.context import Context
+    from harness.measure.device import resolve
+    from harness.measure.timing import Budget
 
     ctx = Context(dev=resolve("cuda"), budget=Budget(warmup_s=0.01, rep_s=0.05))
     status, outcome, error = measure_case(_case(dtype, m=2048, n=2048, k=2048), ctx)
@@ -99,9 +99,9 @@ def test_cuda_gemm_all_dtypes(dtype):
 @pytest.mark.gpu
 def test_cuda_events_agree_with_host_clock():
     """Per-iteration CUDA events vs perf_counter around synced calls on a long GEMM."""
-    from harness.context import Context
-    from harness.device import resolve
-    from harness.measure import Budget, measure
+    from harness.measure.context import Context
+    from harness.measure.device import resolve
+    from harness.measure.timing import Budget, measure
 
     dev = resolve("cuda")
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import kernels_cupy
+from harness.measure import cupy_kernels as kernels_cupy
 from harness.benchmarks import memory
 
 NVCC = shutil.which("nvcc")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.measure import ESTIMATE_ITERS, Budget, measure, timer_overhead_s
+from harness.measure.timing import ESTIMATE_ITERS, Budget, measure, timer_overhead_s
 
 
 class FakeClock:

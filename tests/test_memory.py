@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import FAST, gwbench
-from harness import kernels_cupy
+from harness.measure import cupy_kernels as kernels_cupy
 from harness.benchmarks import memory
-from harness.cases import Case
-from harness.device import Device
-from harness.errors import SkipCase
-from harness.flops import fma_flop, stream_bytes
+from harness.core.cases import Case
+from harness.measure.device import Device
+from harness.core.errors import SkipCase
+from harness.core.flops import fma_flop, stream_bytes
 from harness.runner import build_row, measure_case
 
 SMALL = (1 << 16) + 3  # not a multiple of any vector width: the tails are exercised
@@ -248,8 +248,8 @@ def test_cli_runs_the_cpu_family(tmp_path):
 # ---------------------------------------------------------------- on a real GPU
 
 def _gpu_ctx():
-    from harness.context import Context
-    from harness.measure import Budget
+    from harness.measure.context import Context
+    from harness.measure.timing import Budget
 
     return Context(dev=Device("cuda"), suite="quick", budget=Budget(warmup_s=0.01, rep_s=0.05))
 

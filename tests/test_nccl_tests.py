@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import nccl_tests as nt
-from harness.flops import gbps
+from harness.analysis import nccl_tests as nt
+from harness.core.flops import gbps
 from tests.conftest import gwbench
 
 SAMPLE = Path(__file__).parent / "data" / "all_reduce_perf_sample.log"
@@ -110,9 +110,9 @@ def test_rows_and_nccl_tests_format_roundtrip():
 
 def test_imported_rows_have_the_runner_rows_fields():
     """rows_from_log builds its rows by hand (see its docstring): they must keep build_row's fields."""
-    from harness.cases import Case
-    from harness.context import Outcome
-    from harness.measure import Measurement
+    from harness.core.cases import Case
+    from harness.measure.context import Outcome
+    from harness.measure.timing import Measurement
     from harness.runner import build_row
 
     imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", "x.log", 1)[0]

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from harness import perfmodel as PM
-from harness import perfmodel_goodput as G
-from harness import perfmodel_profile as PP
-from harness import perfmodel_report as R
-from harness import projection, specs
-from harness.errors import UsageError
-from harness.models import Transformer
+from harness.analysis.perfmodel import step as PM
+from harness.analysis.perfmodel import goodput as G
+from harness.analysis.perfmodel import profile as PP
+from harness.analysis.perfmodel import predict as R
+from harness.analysis import projection
+from harness.core import specs
+from harness.core.errors import UsageError
+from harness.core.models import Transformer
 from tests.conftest import gwbench
 
 M405 = PM.preset("405b")

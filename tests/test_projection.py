@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import projection as P
-from harness import specs
+from harness.analysis import projection as P
+from harness.core import specs
 from harness.commands import project as project_cmd
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 
 def run_cli(argv: list[str]) -> int:

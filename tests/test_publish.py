@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import figures, publish
-from harness.results import SCHEMA_VERSION, RunStore
+from harness.present import figures, publish
+from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
 EVIL = "<script>document.body.setAttribute('data-pwned','1')</script>"
@@ -134,7 +134,7 @@ def test_site_in_headless_chromium(site):
 
 def test_each_figure_writes_png_and_svg(tmp_path):
     run = make_run(tmp_path, "fig")
-    from harness.results import load_run
+    from harness.core.store import load_run
 
     meta, rs = load_run(run)
     for name, fn in figures.RUN_FIGURES:

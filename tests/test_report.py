@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from harness import report
-from harness.results import SCHEMA_VERSION, RunStore
+from harness.present import report
+from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
 META = {"schema_version": SCHEMA_VERSION, "run_id": "r1", "status": "complete",
@@ -92,7 +92,7 @@ def test_cli_formats_and_bad_format(tmp_path):
 
 
 def test_per_watt_only_from_windows_long_enough_to_trust():
-    from harness.report import _cell
+    from harness.present.report import _cell
 
     row = {"status": "ok", "tflops_per_w": 1.5, "noisy": False}
     assert _cell(row, 700.0, 989.0).per_w == 1.5
@@ -106,7 +106,7 @@ def _att_row(backend, tflops, seq=8192, heads=32, kv=32):
 
 
 def test_attention_pivot_names_best_backend_and_keeps_gqa_apart():
-    from harness.report import pivots
+    from harness.present.report import pivots
 
     rows = [_att_row("sdpa-flash", 347.0), _att_row("sdpa-cudnn", 602.0),
             _att_row("sdpa-flash", 500.0, heads=32, kv=8)]
@@ -118,7 +118,7 @@ def test_attention_pivot_names_best_backend_and_keeps_gqa_apart():
 
 
 def test_spread_across_ranks_names_the_slowest_gpu():
-    from harness.report import pivots
+    from harness.present.report import pivots
 
     def gemm(rank, host, tflops):
         return {"family": "gemm", "op": "matmul", "dtype": "bf16", "status": "ok", "case_id": "g/1",

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from harness.errors import UsageError
-from harness.results import (SCHEMA_VERSION, RunStore, load_run, make_run_id, read_rows, to_frame)
+from harness.core.errors import UsageError
+from harness.core.store import (SCHEMA_VERSION, RunStore, load_run, make_run_id, read_rows, to_frame)
 
 
 def _row(i, status="ok"):

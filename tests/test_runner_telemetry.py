@@ -3,9 +3,9 @@ window's power and the derived efficiency; a CPU run with nothing readable says 
 
 import pytest
 
-from harness.cases import Case
+from harness.core.cases import Case
 from harness.runner import _add_window_flags, build_row, measure_case
-from harness.telemetry import ReplayBackend, Telemetry
+from harness.measure.telemetry import ReplayBackend, Telemetry
 
 
 def test_row_gets_power_from_window(fast_ctx):

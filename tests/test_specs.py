@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import specs
+from harness.core import specs
 from harness.commands import specs as specs_cmd
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 ACCELERATORS = ("v100", "a100", "h100", "h200", "gh200", "b200", "gb200", "b300", "gb300",
                 "rubin", "rubin-ultra", "mi300x", "mi355x")
@@ -187,4 +187,4 @@ def test_specs_command_malformed_file_exits_2(tmp_path, capsys):
 
 
 def test_default_table_path_is_packaged():
-    assert specs.default_path() == Path(specs.__file__).parent / "data" / "hardware.toml"
+    assert specs.default_path() == Path(specs.__file__).parents[1] / "data" / "hardware.toml"

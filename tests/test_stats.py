@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from harness.stats import STAT_FIELDS, median_ci, percentile, summarize
+from harness.core.stats import STAT_FIELDS, median_ci, percentile, summarize
 
 
 def test_summarize_known_values():

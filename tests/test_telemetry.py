@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.telemetry import (SUMMARY_KEYS, ReplayBackend, Telemetry, counter_delta, decode_throttle,
+from harness.measure.telemetry import (SUMMARY_KEYS, ReplayBackend, Telemetry, counter_delta, decode_throttle,
                                integrate_trace, short_window, slowdown)
 
 # ---------------------------------------------------------------------------------------------
@@ -693,7 +693,7 @@ def test_nvml_window_reads_real_power_around_gpu_work():
     energy from the counter and the sampler, within a plausible band of the card's limit."""
     import torch
 
-    from harness.telemetry import Telemetry
+    from harness.measure.telemetry import Telemetry
 
     tel = Telemetry.create("nvml", [torch.cuda.current_device()], sample_hz=100)
     try:

@@ -6,7 +6,7 @@ picked a 329 TFLOP/s kernel where cuDNN gave 631 — pytorch issue 142132, docs/
 measured on its own; `sdpa-default` is measured unpinned and records the kernel torch chose.
 A combination a backend refuses is a skipped row carrying torch's own reason.
 
-FLOP: FlashAttention convention (harness.flops.attention_flop). Correctness: every case is
+FLOP: FlashAttention convention (harness.core.flops.attention_flop). Correctness: every case is
 rerun with the same backend and dtype at a reduced size, output and gradients compared with
 the MATH backend in fp32; the timed output itself is checked on a few query rows too.
 """
@@ -22,12 +22,12 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from harness.cases import Case, check_names, select
-from harness.context import Context, Outcome
-from harness.errors import SkipCase, one_line
-from harness.flops import ATTENTION_FLOP_CONVENTION, DTYPE_BYTES, attention_flop
-from harness.measure import measure
-from harness.models import MODELS
+from harness.core.cases import Case, check_names, select
+from harness.measure.context import Context, Outcome
+from harness.core.errors import SkipCase, one_line
+from harness.core.flops import ATTENTION_FLOP_CONVENTION, DTYPE_BYTES, attention_flop
+from harness.measure.timing import measure
+from harness.core.models import MODELS
 
 try:  # torch >= 2.3
     from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -18,13 +18,13 @@ import time
 
 import torch
 
-from harness import nccl_tests
-from harness.cases import Case
-from harness.context import Context, Outcome
-from harness.dist import PeerLost
-from harness.errors import SkipCase, UsageError, one_line
-from harness.flops import gbps
-from harness.measure import Measurement
+from harness.analysis import nccl_tests
+from harness.core.cases import Case
+from harness.measure.context import Context, Outcome
+from harness.measure.dist import PeerLost
+from harness.core.errors import SkipCase, UsageError, one_line
+from harness.core.flops import gbps
+from harness.measure.timing import Measurement
 
 FAMILY = "collectives"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30

@@ -12,12 +12,12 @@ import contextlib
 
 import torch
 
-from harness.cases import Case
-from harness.context import Context, Outcome
-from harness.errors import SkipCase, UsageError
-from harness.flops import DTYPE_BYTES, gemm_bytes, gemm_flop
-from harness.measure import measure
-from harness.models import MODELS
+from harness.core.cases import Case
+from harness.measure.context import Context, Outcome
+from harness.core.errors import SkipCase, UsageError
+from harness.core.flops import DTYPE_BYTES, gemm_bytes, gemm_flop
+from harness.measure.timing import measure
+from harness.core.models import MODELS
 
 FAMILY = "gemm"
 DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8")

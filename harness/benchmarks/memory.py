@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import device as devmod
-from harness import kernels_cupy
-from harness.cases import Case
-from harness.context import Context, Outcome
-from harness.errors import SkipCase
-from harness.flops import STREAM_WORDS, fma_flop, stream_bytes
-from harness.measure import measure
+from harness.measure import device as devmod
+from harness.measure import cupy_kernels as kernels_cupy
+from harness.core.cases import Case
+from harness.measure.context import Context, Outcome
+from harness.core.errors import SkipCase
+from harness.core.flops import STREAM_WORDS, fma_flop, stream_bytes
+from harness.measure.timing import measure
 
 FAMILY = "memory"
 STREAM_OPS = tuple(STREAM_WORDS)  # copy, scale, add, triad, dot

@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import compare
-    from harness.report import html_page
+    from harness.analysis import compare
+    from harness.present.report import html_page
 
     results = compare.compare(args.runs)
     if args.format == "json":

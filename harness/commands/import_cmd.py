@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import nccl_tests
-    from harness.errors import UsageError
-    from harness.results import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
+    from harness.analysis import nccl_tests
+    from harness.core.errors import UsageError
+    from harness.core.store import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
 
     try:
         data = args.logfile.read_bytes()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cases import SUITES
+from harness.core.cases import SUITES
 
 NAME = "list"
 HELP = "list the cases of a suite (per family) on a device"
@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import device, runner
+    from harness.measure import device
+    from harness import runner
 
     cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
                            dtypes=args.dtypes, search=args.search, m_range=args.m_range,

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import perfmodel as PM
-from harness import perfmodel_goodput as G
-from harness import perfmodel_profile as PP
-from harness import perfmodel_report as R
-from harness import specs
-from harness.errors import UsageError
+from harness.analysis.perfmodel import step as PM
+from harness.analysis.perfmodel import goodput as G
+from harness.analysis.perfmodel import profile as PP
+from harness.analysis.perfmodel import predict as R
+from harness.core import specs
+from harness.core.errors import UsageError
 
 NAME = "model"
 HELP = "predict training step time, MFU, memory per GPU and goodput from measured or spec rates"
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
 def _run_device(run_dir: Path) -> str | None:
     """The measured run's device name, for the spec entry the site goodput is sized from
     (the profile's own name carries the run id and is no table key)."""
-    from harness.projection import read_run
+    from harness.analysis.projection import read_run
 
     meta, _ = read_run(run_dir)
     device = meta.get("device")

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import projection, specs
-from harness.errors import UsageError
+from harness.analysis import projection
+from harness.core import specs
+from harness.core.errors import UsageError
 
 NAME = "project"
 HELP = "project 1 GW / 10 GW (or a fixed cluster) of an accelerator to training FLOP, with ranges"
@@ -86,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         basis = projection.from_spec(args.hardware, table, args.dtype)
     if args.perf_model:
-        from harness import perfmodel_report  # the model is optional: imported only when asked
+        from harness.analysis.perfmodel import predict as perfmodel_report
         basis, assumptions, note = perfmodel_report.predicted_assumptions(
             args.perf_model, basis, assumptions, table, args.from_run, args.job_gpus, args.dtype)
     result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators)

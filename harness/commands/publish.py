@@ -18,8 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import publish
-    from harness.errors import UsageError
+    from harness.present import publish
+    from harness.core.errors import UsageError
 
     if args.out is None and not args.index:
         raise UsageError("give --out SITE_DIR, --index, or both")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.report import FORMATS
+from harness.present.report import FORMATS
 
 NAME = "report"
 HELP = f"print a run's tables (--format {'|'.join(FORMATS)})"
@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.report import render
-    from harness.results import load_run
+    from harness.present.report import render
+    from harness.core.store import load_run
 
     meta, rows = load_run(args.run_dir)
     print(render(meta, rows, args.format, run_dir=args.run_dir), end="")

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cases import DTYPES, SUITES
-from harness.errors import UsageError
+from harness.core.cases import DTYPES, SUITES
+from harness.core.errors import UsageError
 
 NAME = "run"
 HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
@@ -61,8 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness import dist, runner
-    from harness.progress import print_summary
+    from harness.measure import dist
+    from harness import runner
+    from harness.present.progress import print_summary
 
     cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
     if args.nproc > 1 and dist.launched_env() is None:
@@ -122,7 +123,7 @@ def _search_best(rows: list[dict]) -> str:
 
 def _projection(run_dir: Path) -> str:
     try:
-        from harness import projection
+        from harness.analysis import projection
     except ImportError as exc:
         return f"projection unavailable: {exc}"
     try:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness import specs
+from harness.core import specs
 
 NAME = "specs"
 HELP = "show the hardware table (dense peaks, memory, power, systems) with sources"

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 SCHEMA_VERSION = 1
 DTYPES = ("fp64", "tf32", "bf16", "fp16", "fp8", "fp4")

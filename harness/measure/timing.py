@@ -18,8 +18,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-from harness.device import Device
-from harness.stats import summarize
+from harness.measure.device import Device
+from harness.core.stats import summarize
 
 ESTIMATE_ITERS = 5
 

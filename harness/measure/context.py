@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.device import Device
-from harness.measure import Budget, Measurement
+from harness.measure.device import Device
+from harness.measure.timing import Budget, Measurement
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Context:
     suite: str = "quick"
     budget: Budget = field(default_factory=Budget)
     options: dict[str, Any] = field(default_factory=dict)
-    # Telemetry window factory (harness.telemetry); None measures without power.
+    # Telemetry window factory (harness.measure.telemetry); None measures without power.
     window: Callable[[], Any] | None = None
     clock: Callable[[], float] | None = None
     # Multi-rank runs (harness/dist.py): this process's rank and the number of ranks;

@@ -24,17 +24,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness import specs
-from harness.errors import UsageError
-from harness.flops import DTYPE_BYTES, STREAM_WORDS
-from harness.projection import Range, positive_number, read_run, reference_efficiency
+from harness.core import specs
+from harness.core.errors import UsageError
+from harness.core.flops import DTYPE_BYTES, STREAM_WORDS
+from harness.analysis.projection import Range, positive_number, read_run, reference_efficiency
 
 
 # ---------------------------------------------------------------- documented efficiency factors
 
 # Achieved/peak for large GEMMs: mamf-finder's maximum achievable matmul / dense peak (the
 # table's mamf_tflops; stas00/ml-engineering compute/accelerator/README.md: H100 bf16
-# 794.5/989 = 0.80), through harness.projection.reference_efficiency (H100's ratio for a
+# 794.5/989 = 0.80), through harness.analysis.projection.reference_efficiency (H100's ratio for a
 # generation without a figure). Range: 769-798 TFLOP/s reported for 8192^3 bf16 through PyTorch
 # 2.11 on one H200 (0.78-0.81; gwbench's reference notes, no published source) and what a
 # training framework reaches on layer shapes (a few % below the best shape).

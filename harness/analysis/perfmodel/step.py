@@ -44,9 +44,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from harness.errors import UsageError
-from harness.models import MODELS, Transformer
-from harness.perfmodel_profile import GPUS_PER_NODE, Profile
+from harness.core.errors import UsageError
+from harness.core.models import MODELS, Transformer
+from harness.analysis.perfmodel.profile import GPUS_PER_NODE, Profile
 
 RECOMPUTE = ("none", "selective", "full")
 PRECISIONS = ("bf16", "fp8")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import SkipCase, UsageError
+from harness.core.errors import SkipCase, UsageError
 
 MiB = 1 << 20
 CUDA_FLUSH_MIN_BYTES = 256 * MiB  # mamf-finder and triton flush with 256 MiB on the GPU

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SkipCase
+from harness.core.errors import SkipCase
 
 # NVRTC options. CuPy adds the architecture itself, from the current device's compute
 # capability (a cubin for sm_XX when its NVRTC knows the GPU, else PTX for the driver to
@@ -38,7 +38,7 @@ def source_path(name: str) -> Path:
             return Path(str(res))
     except (ModuleNotFoundError, TypeError, OSError):
         pass  # running from a checkout: no harness.kernels package
-    path = Path(__file__).resolve().parent.parent / "kernels" / name
+    path = Path(__file__).resolve().parents[2] / "kernels" / name
     if not path.is_file():
         raise SkipCase(f"kernel source {name} not found (looked in harness.kernels and {path.parent})")
     return path

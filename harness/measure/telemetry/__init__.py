@@ -572,7 +572,7 @@ class Telemetry:
             raise ValueError(f"telemetry backend must be auto, nvml, rapl or none, got {backend!r}")
         reasons: list[str] = []
         if backend == "nvml" or (backend == "auto" and gpu is not False):
-            from harness.telemetry_nvml import NvmlBackend
+            from harness.measure.telemetry.nvml import NvmlBackend
             try:
                 return cls(NvmlBackend(nvml, device_indices, env), sample_hz, clock)
             except TelemetryError as e:
@@ -580,7 +580,7 @@ class Telemetry:
             except Exception as e:  # noqa: BLE001 - an odd binding or driver: say so, run on
                 reasons.append(f"no NVML ({type(e).__name__}: {e})")
         if backend == "rapl" or (backend == "auto" and gpu is not True):
-            from harness.telemetry_rapl import RaplBackend
+            from harness.measure.telemetry.rapl import RaplBackend
             try:
                 return cls(RaplBackend(rapl_root), sample_hz, clock)
             except TelemetryError as e:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 SUITES = ("quick", "standard", "full")
 DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4")

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.projection import Range
+from harness.analysis.projection import Range
 
 LLAMA3_INTERRUPTIONS = 466
 LLAMA3_DAYS = 54.0

@@ -1,4 +1,4 @@
-"""NVML backend for harness.telemetry: GPU power, energy, clocks, temperature, throttling.
+"""NVML backend for harness.measure.telemetry: GPU power, energy, clocks, temperature, throttling.
 
 Every NVML call goes through NvmlBackend._call, the one place where pynvml.NVMLError becomes
 TelemetryError (Zeus does the same with its _handle_nvml_errors decorator in
@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from harness.telemetry import Sample, TelemetryError
+from harness.measure.telemetry import Sample, TelemetryError
 
 # Field value unions by NVML_VALUE_TYPE_* (nvml.h, nvmlValueType_t).
 _VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import specs
-from harness.errors import UsageError
+from harness.core import specs
+from harness.core.errors import UsageError
 
 SCHEMA_VERSION = 1
 SECONDS_PER_DAY = 86_400.0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from harness.errors import UsageError
-from harness.flops import gbps
+from harness.core.errors import UsageError
+from harness.core.flops import gbps
 
 # Our collective names -> busbw factor as a function of the number of ranks n.
 # all_reduce: 2(n-1)/n (a reduce-scatter then an all-gather, each moving (n-1)/n of S).
@@ -48,7 +48,7 @@ def busbw_factor(collective: str, n: int) -> float:
 
 
 def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
-    """busbw = algbw × factor, algbw = S / t in GB/s (harness.flops.gbps, GB = 1e9 B)."""
+    """busbw = algbw × factor, algbw = S / t in GB/s (harness.core.flops.gbps, GB = 1e9 B)."""
     return gbps(size_bytes, time_s) * busbw_factor(collective, n)
 
 
@@ -227,8 +227,8 @@ def rows_from_log(parsed: dict, run_id: str, source: str, schema_version: int) -
     are 6% apart at 1 KiB in tests/data's sample, from the log's two-decimal rounding).
     test_nccl_tests checks that both build rows with the same fields.
     """
-    from harness.cases import Case
-    from harness.stats import summarize
+    from harness.core.cases import Case
+    from harness.core.stats import summarize
 
     op, n = parsed["collective"], parsed["nranks"]
     rows = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from harness.errors import UsageError, one_line
+from harness.core.errors import UsageError, one_line
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -306,7 +306,7 @@ def preflight(cfg, nproc: int) -> None:
     Otherwise every rank finds the same bad argument and prints it: N copies of one line,
     after N torch imports. `cfg` is the RunConfig the ranks build from the same argv.
     """
-    from harness import device as devmod
+    from harness.measure import device as devmod
 
     cfg.validate()
     req, gpus = cfg.device.strip().lower(), visible_gpus()

@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness.flops import STREAM_WORDS  # noqa: E402
-from harness.report import extra_of, field_of, num, params_of, peak_for, spec_for  # noqa: E402
+from harness.core.flops import STREAM_WORDS  # noqa: E402
+from harness.present.report import extra_of, field_of, num, params_of, peak_for, spec_for  # noqa: E402
 
 FORMATS = ("png", "svg")
 plt.rcParams.update({"svg.hashsalt": "gwbench", "figure.dpi": 80,  # deterministic SVG ids
@@ -198,7 +198,8 @@ def power_trace(run_dir: Path, stem: Path, formats: Sequence[str] = FORMATS,
 def projection_generations(stem: Path, formats: Sequence[str] = FORMATS, samples: int = 20_000,
                            keys: Sequence[str] | None = None) -> list[Path]:
     """Training FLOP per year at 1 GW and 10 GW per generation (spec-based), p50 with p5–p95 bars."""
-    from harness import projection, specs
+    from harness.analysis import projection
+    from harness.core import specs
 
     table = specs.load()
     a = projection.Assumptions(samples=samples)

@@ -1,4 +1,4 @@
-"""Linux RAPL backend for harness.telemetry: CPU package energy from the powercap sysfs tree.
+"""Linux RAPL backend for harness.measure.telemetry: CPU package energy from the powercap sysfs tree.
 
 Reads /sys/class/powercap/intel-rapl:N/energy_uj for each top-level "package-N" zone (Linux
 Documentation/power/powercap/powercap.rst). The counter is in microjoules and wraps to zero
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.telemetry import Sample, TelemetryError
+from harness.measure.telemetry import Sample, TelemetryError
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 

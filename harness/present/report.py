@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.flops import STREAM_WORDS
-from harness.progress import shape_text
-from harness.results import to_frame
+from harness.core.flops import STREAM_WORDS
+from harness.present.progress import shape_text
+from harness.core.store import to_frame
 
 CSV_COLUMNS = ("case_id", "family", "op", "dtype", "backend", "world_size", "label", "status",
                "error", "time_s", "time_iqr_s", "n_samples", "noisy", "flop", "bytes",
@@ -90,8 +90,8 @@ def field_of(row: Mapping, *names: str) -> Any:
 
 def spec_for(meta: Mapping):
     """The hardware-table entry of the run's device, or None (CPU, unknown name, bad table)."""
-    from harness import specs
-    from harness.errors import UsageError
+    from harness.core import specs
+    from harness.core.errors import UsageError
 
     d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
     if d.get("backend") == "cpu" or not d.get("name"):
@@ -395,7 +395,7 @@ def _mtime(path: Path) -> int | None:
 
 
 def _projection_lines(run_dir: Path) -> list[str]:
-    from harness import projection
+    from harness.analysis import projection
 
     result = None
     path = Path(run_dir) / "projection.json"
@@ -417,7 +417,7 @@ def _projection_lines(run_dir: Path) -> list[str]:
 
 
 def projection_summary(result: Mapping) -> list[str]:
-    from harness.projection import fmt_value
+    from harness.analysis.projection import fmt_value
 
     lines = [f"projection basis: {result.get('basis', {}).get('label')}"]
     for s in result.get("sites", []):
@@ -580,7 +580,7 @@ def render_json(meta: dict, rows: list[dict], run_dir: Path | None = None) -> st
 
 
 def _nccl_tests(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
-    from harness.nccl_tests import format_nccl_tests  # collectives rows in nccl-tests' layout
+    from harness.analysis.nccl_tests import format_nccl_tests  # collectives rows in nccl-tests' layout
 
     return format_nccl_tests(rows)
 
@@ -594,7 +594,7 @@ FORMATS = tuple(FORMATTERS)
 
 
 def render(meta: dict, rows: list[dict], fmt: str = "md", run_dir: Path | None = None) -> str:
-    from harness.errors import UsageError
+    from harness.core.errors import UsageError
 
     fn = FORMATTERS.get(fmt)
     if fn is None:

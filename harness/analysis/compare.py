@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
-from harness.report import esc, extra_of, num, peak_for, spec_for
+from harness.core.errors import UsageError
+from harness.present.report import esc, extra_of, num, peak_for, spec_for
 
 ALPHA = 0.01  # significance level of the U test
 MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
@@ -243,7 +243,7 @@ def _software_diff(meta_a: Mapping, meta_b: Mapping) -> list[str]:
 
 def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
     """Baseline = the first run; one comparison per other run."""
-    from harness.results import load_run
+    from harness.core.store import load_run
 
     if len(runs) < 2:
         raise UsageError("compare needs two or more run folders (the first is the baseline)")

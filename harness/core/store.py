@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.core.errors import UsageError
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -42,7 +42,7 @@ def make_run_id(host: str, backend: str, when: datetime | None = None) -> str:
 
 def git_info(repo: Path | None = None) -> dict:
     """Commit and dirty flag of the checkout gwbench runs from (None outside git)."""
-    repo = repo or Path(__file__).resolve().parent.parent
+    repo = repo or Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"],
                                 capture_output=True, text=True, timeout=10)

@@ -6,11 +6,12 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from harness import perfmodel as PM
-from harness import perfmodel_goodput as G
-from harness import perfmodel_profile as PP
-from harness import projection, specs
-from harness.errors import UsageError
+from harness.analysis.perfmodel import step as PM
+from harness.analysis.perfmodel import goodput as G
+from harness.analysis.perfmodel import profile as PP
+from harness.analysis import projection
+from harness.core import specs
+from harness.core.errors import UsageError
 
 # Uncertain inputs, pessimistic and optimistic ends (multipliers of the profile's rates),
 # from the ranges documented in perfmodel_profile.py.
@@ -79,7 +80,7 @@ def search(model, base: PM.Layout, p: PP.Profile) -> tuple[PM.Result, int, int]:
 def site_goodput(hardware: str | None, table: specs.HardwareTable, sites_w=projection.DEFAULT_SITES_W
                  ) -> list[dict[str, Any]]:
     """Goodput of one synchronous job on the cluster a 1 GW / 10 GW site implies (accelerator
-    count from harness.projection's chain at its default assumptions)."""
+    count from harness.analysis.projection's chain at its default assumptions)."""
     basis = projection.from_spec(hardware or "h100", table)
     out = []
     for w in sites_w:
