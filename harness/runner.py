@@ -1,8 +1,16 @@
 """The run loop: expand cases, measure each, append its row, survive everything.
 
-A failing case is a `failed` row and the run goes on; a case that cannot run here or
-does not fit in memory is a `skipped` row; SIGINT/SIGTERM stop after the rows already
-written, mark run.json `interrupted` and `--resume` finishes the rest.
+    plan (new run, or what a resumed one still lacks)
+      -> join the world (a world of one, or the ranks of a torchrun/srun/--nproc launch)
+      -> one Context, built once -> the cases -> the run folder (rank 0 writes it)
+      -> for each case: measure (a family's run) -> core.row.build_row -> gather -> append
+      -> run.json: complete | interrupted | failed, with counts
+
+A single process is a world of one (measure/dist.py), so the loop has no rank branches: the
+world decides which rows a rank keeps, and only rank 0's store writes to disk. A failing case
+is a `failed` row and the run goes on; a case that cannot run here or does not fit in memory
+is a `skipped` row; SIGINT/SIGTERM stop after the rows already written, mark run.json
+`interrupted`, and `--resume` finishes the rest.
 """
 
 from __future__ import annotations
@@ -18,18 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.measure import device as devmod
-from harness.measure import dist as distmod
 from harness.benchmarks import FAMILIES
 from harness.core.cases import Case, check_dtypes, check_names, check_suite, select
-from harness.measure.context import Context, Outcome
 from harness.core.errors import Interrupted, SkipCase, UsageError, one_line
-from harness.core.flops import gbps, tflops
+from harness.core.result import Outcome
+from harness.core.row import build_row
+from harness.core.store import RunStore, git_info, make_run_id, now_iso
+from harness.measure import device as devmod
+from harness.measure import dist as distmod
+from harness.measure.context import Context
 from harness.measure.timing import Budget, timer_overhead_s
-from harness.core.store import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_SUSTAIN_S = 3600.0
+DEFAULT_SUSTAIN_S = 5.0  # a power case's window on a GPU whose power is readable
 
 
 @dataclass
@@ -47,12 +57,12 @@ class RunConfig:
     data: str = "randn"
     warmup_ms: float = 25.0
     rep_ms: float = 100.0
-    sustain_s: float | None = None  # None: 5 s for power cases when power is readable
+    sustain_s: float | None = None  # None: DEFAULT_SUSTAIN_S for power cases when power is readable
     cooldown_s: float = 0.0
     telemetry: str = "auto"
     sample_hz: float = 100.0
     idle_s: float = 2.0
-    nproc: int = 1  # local ranks `gwbench run` starts itself (harness/dist.py)
+    nproc: int = 1  # local ranks `gwbench run` starts itself (measure/dist.py)
     dist_timeout_s: float = distmod.DEFAULT_TIMEOUT_S
     coll_sizes: str | None = None  # collectives: MIN:MAX[:FACTOR] (nccl-tests -b/-e/-f)
     coll_iters: int | None = None  # collectives: timed calls per trial (nccl-tests -n)
@@ -84,13 +94,8 @@ class RunConfig:
             raise UsageError(f"--iters {self.coll_iters}: must be between 1 and 100000")
         if self.search and self.only and self.only != ["gemm"]:
             raise UsageError(f"--search is the GEMM family's; it cannot run with --only {','.join(self.only)}")
-        if self.coll_sizes:  # checked up front, whichever families run
-            from harness.benchmarks.collectives import parse_sizes
-
-            parse_sizes(self.coll_sizes)
-        from harness.benchmarks.attention import check_backends
-
-        check_backends(self.attn_backends)
+        for family in FAMILIES.values():  # each family checks the options it owns, whichever run
+            family.check_options(self.options())
 
     def families(self) -> list[str]:
         if self.search:  # the maximum-achievable search is GEMM's alone (validate() checks --only)
@@ -101,7 +106,10 @@ class RunConfig:
         return {"search": self.search, "m_range": self.m_range, "n_range": self.n_range,
                 "k_range": self.k_range, "data": self.data, "dtypes": self.dtypes,
                 "coll_sizes": self.coll_sizes, "coll_iters": self.coll_iters,
-                "attn_backends": self.attn_backends}
+                "attn_backends": self.attn_backends, "dist_timeout_s": self.dist_timeout_s}
+
+    def budget(self) -> Budget:
+        return Budget(warmup_s=self.warmup_ms / 1e3, rep_s=self.rep_ms / 1e3)
 
 
 def expand(cfg: RunConfig, ctx: Context) -> list[Case]:
@@ -111,9 +119,13 @@ def expand(cfg: RunConfig, ctx: Context) -> list[Case]:
     return select(out, cfg.dtypes)
 
 
-def make_context(cfg: RunConfig, dev: devmod.Device) -> Context:
-    budget = Budget(warmup_s=cfg.warmup_ms / 1e3, rep_s=cfg.rep_ms / 1e3)
-    return Context(dev=dev, suite=cfg.suite, budget=budget, options=cfg.options())
+def make_context(cfg: RunConfig, dev: devmod.Device, world: distmod.World | None = None,
+                 window: Callable[[], Any] | None = None) -> Context:
+    """The one Context of a run (or of `gwbench list`), built once and never changed."""
+    world = world or distmod.World()
+    return Context(dev=dev, suite=cfg.suite, budget=cfg.budget(), options=cfg.options(),
+                   window=window, rank=world.rank, world_size=world.world_size,
+                   local_rank=world.local_rank, ctrl=world.ctrl)
 
 
 def measure_case(case: Case, ctx: Context) -> tuple[str, Outcome | None, str | None]:
@@ -132,10 +144,8 @@ def measure_case(case: Case, ctx: Context) -> tuple[str, Outcome | None, str | N
         return "failed", None, f"{type(exc).__name__}: {one_line(exc)}"
     finally:
         gc.collect()
-    if outcome.check is not None and not outcome.check.get("ok", False):
-        chk = outcome.check
-        return "failed", outcome, (f"wrong result: max relative error {chk.get('max_rel_err')!r} "
-                                   f"> tolerance {chk.get('tol')!r} ({chk.get('reference')})")
+    if outcome.check is not None and not outcome.check.ok:
+        return "failed", outcome, outcome.check.failure
     return "ok", outcome, None
 
 
@@ -153,40 +163,23 @@ def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def build_row(case: Case, run_id: str, status: str, outcome: Outcome | None,
-              error: str | None, started_at: str, wall_s: float) -> dict:
-    row: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run_id": run_id,
-                           **case.identity(), "status": status, "error": error,
-                           "started_at": started_at, "wall_s": wall_s}
-    row.update({"samples_s": None, "flop": None, "bytes": None, "tflops": None,
-                "tflops_best": None, "gbps": None, "check": None, "extra": {},
-                "power_w": None, "energy_j": None,
-                "power_source": "not measured: case did not run"})
-    if outcome is None:
-        return row
-    m = outcome.measurement
-    stats = m.stats()
-    row.update(stats)
-    row.update({"samples_s": m.samples_s, "n_warmup": m.n_warmup, "estimate_s": m.estimate_s,
-                "window_s": m.window_s, "sustained": m.sustained, "flop": outcome.flop,
-                "bytes": outcome.nbytes, "check": outcome.check, "extra": outcome.extra})
-    t, tmin = stats["time_s"], stats["time_min_s"]
-    if outcome.flop and t > 0:
-        row["tflops"] = tflops(outcome.flop, t)
-        row["tflops_best"] = tflops(outcome.flop, tmin) if tmin > 0 else None
-    if outcome.nbytes and t > 0:
-        row["gbps"] = gbps(outcome.nbytes, t)
-    tel = dict(m.telemetry or {})
-    if "window_s" in tel:  # the telemetry clock's view of the window; ours stays window_s
-        tel["telemetry_window_s"] = tel.pop("window_s")
-    row.update(tel)
-    if not m.telemetry:
-        row["power_source"] = "unavailable: no telemetry window"
-    power = row.get("power_w")
-    if power:
-        row["tflops_per_w"] = row["tflops"] / power if row["tflops"] else None
-        row["gbps_per_w"] = row["gbps"] / power if row["gbps"] else None
-    return row
+def sustain_for(case: Case, cfg: RunConfig, dev: devmod.Device, power_readable: bool) -> float | None:
+    """Seconds of sustained window for `case`, or None for the ordinary time budget."""
+    if not FAMILIES[case.family].power_case(case, dev.backend):
+        return None
+    if cfg.sustain_s is not None:
+        return cfg.sustain_s or None  # --sustain 0 switches it off
+    return DEFAULT_SUSTAIN_S if (dev.is_cuda and power_readable) else None
+
+
+def run_case(case: Case, ctx: Context, run_id: str, sustain_s: float | None) -> dict:
+    """Measure one case (in a sustained window when `sustain_s` is given) and build its row."""
+    started, t0 = now_iso(), time.perf_counter()
+    if sustain_s:
+        ctx = dataclasses.replace(ctx, budget=dataclasses.replace(ctx.budget, sustain_s=sustain_s))
+    status, outcome, error = measure_case(case, ctx)
+    return build_row(case, run_id, status, outcome, error=error, started_at=started,
+                     wall_s=time.perf_counter() - t0)
 
 
 class _SignalGuard:
@@ -225,54 +218,50 @@ class _SignalGuard:
             raise Interrupted(f"signal {self._pending}")
 
 
+@dataclass
+class _Plan:
+    """What a run will do: its configuration, and for a resume the store and finished cases."""
+
+    cfg: RunConfig
+    store: RunStore | None = None
+    done: set[str] = field(default_factory=set)
+
+
+def _plan(cfg: RunConfig, resume: Path | None) -> _Plan:
+    if resume is None:
+        cfg.validate()
+        return _Plan(cfg)
+    store = RunStore.open(resume)
+    store.drop_partial_tail()
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    cfg = RunConfig(**{k: v for k, v in store.meta.get("config", {}).items() if k in known})
+    if store.meta.get("status") == "complete":
+        raise UsageError(f"{resume}: this run is already complete; nothing to resume")
+    cfg.validate()
+    return _Plan(cfg, store, {r["case_id"] for r in store.rows()})
+
+
 def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         console=None, on_row: Callable[[dict], None] | None = None) -> tuple[int, RunStore]:
     """Run (or resume) a whole suite; returns the exit code and the store."""
     from harness.present import progress as prog
 
-    if resume is not None:
-        store = RunStore.open(resume)
-        store.drop_partial_tail()
-        known = {f.name for f in dataclasses.fields(RunConfig)}
-        cfg = RunConfig(**{k: v for k, v in store.meta.get("config", {}).items() if k in known})
-        if store.meta.get("status") == "complete":
-            raise UsageError(f"{resume}: this run is already complete; nothing to resume")
-        done = {r["case_id"] for r in store.rows()}
-    cfg.validate()
+    plan = _plan(cfg, resume)
+    cfg = plan.cfg
     env = distmod.launched_env()
     if env is not None and resume is not None:
         raise UsageError("--resume of a multi-rank run is not supported: start a new run")
     dev = devmod.resolve(distmod.rank_device(cfg.device, env))
     world = distmod.init(dev.backend, cfg.dist_timeout_s)  # PeerLost if a rank never joins
-    ctx = make_context(cfg, dev)
-    ctx.rank, ctx.world_size, ctx.local_rank = world.rank, world.world_size, world.local_rank
-    ctx.ctrl = world.ctrl
-    ctx.options["dist_timeout_s"] = cfg.dist_timeout_s
-    all_cases = expand(cfg, ctx)
     tel = _telemetry(cfg, dev)
-    dist_facts = distmod.facts(world) if world.active else None  # every rank takes part
-    if world.rank != 0:  # only rank 0 writes the run folder; the others keep rows in memory
-        store, done = _RankStore(distmod.broadcast_object(world, None)), set()
+    window = (lambda: tel.window(sync=dev.sync)) if tel is not None else None
+    ctx = make_context(cfg, dev, world, window)
+    all_cases = expand(cfg, ctx)
+    store = _open_store(plan, world, cfg, dev, argv, out, len(all_cases))
+    if world.rank != 0:
         console = _quiet_console()
-    elif resume is None:
-        facts = devmod.facts(dev)
-        meta = {
-            "argv": argv, "config": vars(cfg) | {"device": f"{dev.backend}" if not dev.is_cuda
-                                                 else f"cuda:{dev.index}"},
-            "git": git_info(), "started_at": now_iso(), "finished_at": None,
-            "device": facts, "timer_overhead_s": timer_overhead_s(dev),
-            "n_cases": len(all_cases),
-        }
-        if dist_facts is not None:
-            meta["distributed"] = dist_facts
-        store = RunStore.create(out, make_run_id(facts["host"], dev.backend), meta)
-        distmod.broadcast_object(world, store.meta["run_id"])
-        done = set()
-    else:
-        store.write_meta(status="running", resumed_at=now_iso(),
-                         resume_argv=argv, n_cases=len(all_cases))
-    todo = [c for c in all_cases if c.id not in done]
-    ctx.window = (lambda: tel.window(sync=dev.sync)) if tel is not None else None
+    todo = [c for c in all_cases if c.id not in plan.done]
+    power_readable = tel is not None and not str(tel.source).startswith("unavailable")
     status, lost = "failed", None
     # Everything imported so far (torch holds ~10^6 objects) is long-lived: freezing it keeps
     # the per-case gc.collect() in measure_case from re-scanning it (0.2-0.4 s a case on a CPU).
@@ -285,14 +274,17 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
             with prog.Progress(len(todo), console) as bar:
                 for case in todo:
                     bar.start(case)
-                    row = _run_one(case, ctx, cfg, tel, store.meta["run_id"])
-                    kept = _gather(world, case, row, store.meta["run_id"])
+                    row = run_case(case, ctx, store.meta["run_id"],
+                                   sustain_for(case, cfg, dev, power_readable))
+                    kept = distmod.keep_rows(world, case.family, row, store.meta["run_id"])
                     with guard.critical():
                         for r in kept:
                             store.append(r)
                     bar.done(row)
                     if on_row:
                         on_row(row)
+                    if row.get("sustained") and cfg.cooldown_s:
+                        time.sleep(cfg.cooldown_s)
         status = "complete"
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
@@ -302,8 +294,6 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         if frozen_before == 0:  # a caller that runs the harness in-process gets its gc back
             gc.unfreeze()
         extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
-        if world.rank != 0:
-            extra = {}
         if lost is not None:
             extra["error"] = str(lost)
         rows = store.rows()
@@ -316,6 +306,30 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
     if status == "interrupted":
         return EXIT_INTERRUPTED, store
     return (EXIT_FAILED if counts["failed"] else EXIT_OK), store
+
+
+def _open_store(plan: _Plan, world: distmod.World, cfg: RunConfig, dev: devmod.Device,
+                argv: list[str], out: Path, n_cases: int):
+    """Rank 0's run folder (new, or the resumed one); other ranks keep their rows in memory
+    under the run id rank 0 broadcasts. Every rank takes part in gathering the world's facts."""
+    dist_facts = distmod.facts(world) if world.active else None
+    if world.rank != 0:
+        return _RankStore(distmod.broadcast_object(world, None))
+    if plan.store is not None:
+        plan.store.write_meta(status="running", resumed_at=now_iso(), resume_argv=argv, n_cases=n_cases)
+        return plan.store
+    facts = devmod.facts(dev)
+    meta = {
+        "argv": argv, "config": vars(cfg) | {"device": f"{dev.backend}" if not dev.is_cuda
+                                             else f"cuda:{dev.index}"},
+        "git": git_info(), "started_at": now_iso(), "finished_at": None,
+        "device": facts, "timer_overhead_s": timer_overhead_s(dev), "n_cases": n_cases,
+    }
+    if dist_facts is not None:
+        meta["distributed"] = dist_facts
+    store = RunStore.create(out, make_run_id(facts["host"], dev.backend), meta)
+    distmod.broadcast_object(world, store.meta["run_id"])
+    return store
 
 
 class _RankStore:
@@ -343,68 +357,12 @@ def _quiet_console():
     return Console(stderr=True, quiet=True)
 
 
-def _gather(world: distmod.World, case: Case, row: dict, run_id: str) -> list[dict]:
-    """The rows this rank writes after a case: all of them alone; under a multi-rank launch
-    rank 0 keeps its own row of a collective (one per case) and every rank's row of a
-    per-device family (tagged with host, rank and local GPU), the others keep theirs in memory."""
-    if not world.active:
-        return [row]
-    tagged = row | {"host": world.host, "rank": world.rank, "local_rank": world.local_rank}
-    got = distmod.gather_rows(world, tagged)
-    if world.rank != 0:
-        return [tagged]
-    if case.family == "collectives":
-        return [got[0]]
-    return [r | {"run_id": run_id} for r in got]
-
-
-def _run_one(case: Case, ctx: Context, cfg: RunConfig, tel, run_id: str) -> dict:
-    started = now_iso()
-    t0 = time.perf_counter()
-    base_budget = ctx.budget
-    sustain = _sustain_for(case, ctx, cfg, tel)
-    if sustain:
-        ctx.budget = Budget(base_budget.warmup_s, base_budget.rep_s, base_budget.min_reps,
-                            base_budget.max_reps, sustain_s=sustain)
-    try:
-        status, outcome, error = measure_case(case, ctx)
-    finally:
-        ctx.budget = base_budget
-    row = build_row(case, run_id, status, outcome, error, started, time.perf_counter() - t0)
-    if outcome is not None:
-        _add_window_flags(row, outcome)
-    if sustain and cfg.cooldown_s:
-        time.sleep(cfg.cooldown_s)
-    return row
-
-
-def _sustain_for(case: Case, ctx: Context, cfg: RunConfig, tel) -> float | None:
-    family = FAMILIES[case.family]
-    is_power = getattr(family, "power_case", None)
-    if is_power is None or not is_power(case, ctx.dev.backend):
-        return None
-    if cfg.sustain_s is not None:
-        return cfg.sustain_s or None  # --sustain 0 switches it off
-    readable = tel is not None and not str(tel.source).startswith("unavailable")
-    return 5.0 if (ctx.dev.is_cuda and readable) else None
-
-
-def _add_window_flags(row: dict, outcome: Outcome) -> None:
-    from harness.measure import telemetry
-
-    m = outcome.measurement
-    row["telemetry_short_window"] = telemetry.short_window(m.window_s, len(m.samples_s))
-    if m.sustained:
-        row["sustain_slowdown"] = telemetry.slowdown(m.samples_s)
-
-
 def _telemetry(cfg: RunConfig, dev: devmod.Device):
     from harness.measure import telemetry
 
     try:
         return telemetry.Telemetry.create(cfg.telemetry, device_indices=[dev.index],
-                                          sample_hz=cfg.sample_hz,
-                                          gpu=dev.is_cuda)
+                                          sample_hz=cfg.sample_hz, gpu=dev.is_cuda)
     except UsageError:
         raise
     except Exception as exc:  # telemetry must never stop a run

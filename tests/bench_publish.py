@@ -1,4 +1,4 @@
-"""Benchmark: `publish` over 50 synthetic runs of 2,000 rows each (issue 8 target: < 30 s on
+"""Benchmark: `publish` over 50 synthetic runs of 2,000 rows each (target: < 30 s on
 2 cores). Measures only; it asserts what was written, never the time.
 
     .venv/bin/python -m pytest tests/bench_publish.py --benchmark-only -q

@@ -89,6 +89,6 @@ def test_sampling_overhead_side_by_side(benchmark, capsys):
     with capsys.disabled():
         print(f"\n  telemetry overhead ({tel.source}, {samples} power samples): "
               f"GEMM loop off {off * 1e3:.2f} ms | 100 Hz {on * 1e3:.2f} ms | "
-              f"slowdown {slowdown:+.2%} (issue 3 target: under 1%)\n"
+              f"slowdown {slowdown:+.2%} (target: under 1%)\n"
               f"  one poll {poll_s * 1e6:.1f} us -> at 100 Hz the sampler takes {poll_s * 100:.3%} of a core")
     assert samples > 0

@@ -52,3 +52,58 @@ def gwbench(*args, timeout=300, **kw):
 
 
 FAST = ["--warmup-ms", "1", "--rep-ms", "5", "--idle", "0", "--no-projection"]
+
+
+def built_row(family: str, op: str, dtype: str, params: dict, *, status: str = "ok",
+              time_s: float = 1e-3, flop: float | None = None, nbytes: float | None = None,
+              power_w: float | None = None, window_s: float = 2.0, samples: int = 40,
+              sustained: bool = False, extra: dict | None = None, backend: str = "torch",
+              world_size: int = 1, error: str | None = None, run_id: str = "run",
+              samples_s: list[float] | None = None, label: str = "") -> dict:
+    """A row from the real row builder (harness/core/row.py) for a case measured `samples` times
+    at `time_s` each, in a window of `window_s` seconds with `power_w` read from NVML's energy
+    counter (None: no power). A `failed`/`skipped` status without an outcome, as the runner
+    records a case that raised."""
+    from harness.core.cases import Case
+    from harness.core.result import Measurement, Outcome, check_within
+    from harness.core.row import build_row
+
+    case = Case.make(family, op, dtype, backend=backend, world_size=world_size, label=label, **params)
+    if status != "ok":
+        return build_row(case, run_id, status, None, error=error or f"{status} in a test",
+                         started_at=None, wall_s=None)
+    tel = {"window_s": window_s, "power_source": "unavailable: no NVML in this test",
+           "power_w": None, "energy_j": None}
+    if power_w is not None:
+        tel.update(power_w=power_w, energy_j=power_w * window_s, power_source="nvml:energy_counter")
+    m = Measurement(list(samples_s or [time_s] * samples), n_warmup=1, estimate_s=time_s, window_s=window_s,
+                    telemetry=tel, sustained=sustained)
+    outcome = Outcome(m, flop=flop, nbytes=nbytes, check=check_within(0.0, 1e-3, "test reference"),
+                      extra=dict(extra or {}))
+    return build_row(case, run_id, "ok", outcome, error=None, started_at=None, wall_s=None)
+
+
+def gemm_row(tflops: float | None, dtype: str = "bf16", n: int = 8192, noisy: bool = False,
+             **kw) -> dict:
+    """A square GEMM row at `tflops` (its median); None: a row that measured nothing usable
+    (skipped). `noisy`: samples spread +-20% around the median (IQR 20% of it: flagged)."""
+    flop = 2 * n**3
+    if tflops is None:
+        return built_row("gemm", "matmul", dtype, {"m": n, "n": n, "k": n, "data": "randn"},
+                         status="skipped", **kw)
+    t = flop / (tflops * 1e12)
+    if noisy:
+        kw["samples_s"] = [t * f for f in (0.8, 0.9, 1.0, 1.1, 1.2)] * 8
+    return built_row("gemm", "matmul", dtype, {"m": n, "n": n, "k": n, "data": "randn"},
+                     time_s=t, flop=flop, **kw)
+
+
+def write_run_folder(run_dir: Path, rows: list[dict], device: dict, **meta) -> Path:
+    """A run folder through the real store (RunStore): run.json and the rows appended."""
+    from harness.core.store import RunStore
+
+    store = RunStore.create(run_dir.parent, run_dir.name, {"device": device, **meta})
+    for r in rows:
+        store.append(r | {"run_id": store.meta["run_id"]})
+    store.write_meta(status="complete")
+    return store.dir

@@ -13,7 +13,8 @@ from harness.measure.context import Context
 from harness.measure.device import Device
 from harness.core.errors import UsageError
 from harness.core.flops import attention_flop
-from harness.runner import build_row, measure_case
+from harness.core.row import build_row
+from harness.runner import measure_case
 
 
 def _case(backend="sdpa-math", op="fwd", dtype="fp32", seq=64, heads=2, kv_heads=None,
@@ -63,14 +64,14 @@ def test_cpu_backend_ok_and_checked(fast_ctx, backend, op, dtype):
     case = _case(backend, op, dtype)
     status, outcome, error = measure_case(case, fast_ctx)
     assert status == "ok", error
-    assert outcome.check["ok"] and outcome.check["max_rel_err"] <= A.TOLERANCE[dtype]
-    assert len(outcome.check["parts"]) == 2  # the timed rows and the reduced-size rerun
+    assert outcome.check.ok and outcome.check.max_rel_err <= A.TOLERANCE[dtype]
+    assert len(outcome.check.details["parts"]) == 2  # the timed rows and the reduced-size rerun
     assert outcome.flop == attention_flop(1, 2, 64, 64, 32, True, op)
     ex = outcome.extra
     assert ex["backend"] == backend and ex["causal"] is True and ex["gqa"] is False
     assert (ex["heads"], ex["kv_heads"], ex["head_dim"], ex["seq"]) == (2, 2, 32, 64)
     assert "4*b*h*s_q*s_k*d" in ex["flop_convention"]
-    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    row = build_row(case, "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     assert row["backend"] == backend and row["op"] == op
     assert row["params"]["seq"] == 64 and row["params"]["head_dim"] == 32 and row["params"]["causal"]
     assert row["tflops"] == pytest.approx(row["flop"] / row["time_s"] / 1e12)
@@ -96,7 +97,7 @@ def test_gqa_native_and_checked(fast_ctx, backend, op):
     status, outcome, error = measure_case(_case(backend, op, heads=8, kv_heads=2, causal=False), fast_ctx)
     assert status == "ok", error
     assert outcome.extra["gqa"] is True and outcome.extra["gqa_mode"].startswith("native")
-    assert outcome.check["ok"]
+    assert outcome.check.ok
 
 
 @pytest.mark.parametrize("backend", ["sdpa-efficient", "sdpa-cudnn"])
@@ -114,8 +115,8 @@ def test_garbage_output_fails_the_row(fast_ctx, monkeypatch):
     case = _case("sdpa-flash")
     status, outcome, error = measure_case(case, fast_ctx)
     assert status == "failed" and error.startswith("wrong result")
-    assert outcome.check["ok"] is False and outcome.check["max_rel_err"] > 0.1
-    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    assert outcome.check.ok is False and outcome.check.max_rel_err > 0.1
+    row = build_row(case, "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     assert row["check"]["ok"] is False and row["tflops"] is not None  # fast but wrong
 
 
@@ -124,7 +125,7 @@ def test_wrong_mask_fails_the_row(fast_ctx, monkeypatch):
     monkeypatch.setattr(A, "_sdpa", lambda q, k, v, causal, gqa:
                         F.scaled_dot_product_attention(q, k, v, is_causal=False, enable_gqa=gqa))
     status, outcome, _ = measure_case(_case("sdpa-math", causal=True), fast_ctx)
-    assert status == "failed" and outcome.check["ok"] is False
+    assert status == "failed" and outcome.check.ok is False
 
 
 def test_wrong_gradient_fails_fwdbwd_only(fast_ctx, monkeypatch):
@@ -137,7 +138,7 @@ def test_wrong_gradient_fails_fwdbwd_only(fast_ctx, monkeypatch):
     monkeypatch.setattr(A, "_sdpa", right_forward_wrong_backward)
     assert measure_case(_case("sdpa-math", "fwd"), fast_ctx)[0] == "ok"
     status, outcome, _ = measure_case(_case("sdpa-math", "fwdbwd"), fast_ctx)
-    assert status == "failed" and "worst d" in outcome.check["reference"]
+    assert status == "failed" and "worst d" in outcome.check.reference
 
 
 def test_check_on_timed_rows_catches_size_dependent_bug(fast_ctx, monkeypatch):
@@ -151,7 +152,7 @@ def test_check_on_timed_rows_catches_size_dependent_bug(fast_ctx, monkeypatch):
     monkeypatch.setattr(A, "_sdpa", wrong_when_long)
     status, outcome, _ = measure_case(_case("sdpa-flash", seq=512, head_dim=16), fast_ctx)
     assert status == "failed"
-    timed, small = outcome.check["parts"]
+    timed, small = outcome.check.details["parts"]
     assert timed["ok"] is False and small["ok"] is True
 
 
@@ -305,7 +306,7 @@ def test_cuda_backend_forward(backend):
         assert status == "skipped" and "not importable" in error
         return
     assert status == "ok", error
-    assert outcome.check["ok"]
+    assert outcome.check.ok
     tflops = outcome.flop / outcome.measurement.stats()["time_s"] / 1e12
     if backend != "sdpa-math":
         assert tflops > 50, tflops
@@ -322,7 +323,7 @@ def test_cuda_backend_fwdbwd_gqa(backend):
         assert "refused" in error and "Memory efficient" in error, error
         return
     assert status == "ok", error
-    assert outcome.check["ok"] and outcome.extra["gqa"] is True
+    assert outcome.check.ok and outcome.extra["gqa"] is True
 
 
 @pytest.mark.gpu

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from harness.benchmarks import gemm
@@ -59,12 +61,12 @@ def test_gemm_suites_expand(fast_ctx):
 
 
 def test_search_ranges(fast_ctx):
-    fast_ctx.options = {"search": True, "m_range": "256:512:128", "n_range": "256", "k_range": "128:256"}
-    cs = gemm.cases("quick", fast_ctx)
+    ctx = replace(fast_ctx, options={"search": True, "m_range": "256:512:128", "n_range": "256",
+                                     "k_range": "128:256"})
+    cs = gemm.cases("quick", ctx)
     assert [c.p["m"] for c in cs] == [256, 256, 384, 384, 512, 512]
     assert {c.p["k"] for c in cs} == {128, 256}
     assert {c.dtype for c in cs} == {"bf16"}
     for bad in ("0:10", "10:5", "a:b", "1:2:0", "1:2:3:4"):
-        fast_ctx.options = {"search": True, "m_range": bad}
         with pytest.raises(UsageError):
-            gemm.cases("quick", fast_ctx)
+            gemm.cases("quick", replace(fast_ctx, options={"search": True, "m_range": bad}))

@@ -1,5 +1,7 @@
 """Collectives family: real gloo runs on the CPU, the launcher, timeouts, the SLURM script."""
 
+from dataclasses import replace
+
 import json
 import os
 import subprocess
@@ -304,8 +306,7 @@ def test_two_rank_nccl_run(tmp_path):
 
 
 def _ctx2(fast_ctx):
-    fast_ctx.world_size, fast_ctx.rank = 2, 0
-    return fast_ctx
+    return replace(fast_ctx, world_size=2, rank=0)
 
 
 def _no_peers(monkeypatch):
@@ -320,9 +321,10 @@ def test_unsupported_collective_is_a_skipped_row(fast_ctx, monkeypatch):
 
     monkeypatch.setattr(coll._Bufs, "call", refuse)
     _no_peers(monkeypatch)
-    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "reduce_scatter")
+    ctx = _ctx2(fast_ctx)
+    case = next(c for c in coll.cases("quick", ctx) if c.op == "reduce_scatter")
     with pytest.raises(SkipCase, match="gloo in torch .*not supported.*does not support reduce_scatter"):
-        coll.run(case, fast_ctx)
+        coll.run(case, ctx)
 
 
 def test_lost_peer_stops_the_run(fast_ctx, monkeypatch):
@@ -331,9 +333,10 @@ def test_lost_peer_stops_the_run(fast_ctx, monkeypatch):
 
     monkeypatch.setattr(coll._Bufs, "call", reset)
     _no_peers(monkeypatch)
-    case = coll.cases("quick", _ctx2(fast_ctx))[0]
+    ctx = _ctx2(fast_ctx)
+    case = coll.cases("quick", ctx)[0]
     with pytest.raises(distmod.PeerLost, match="rank 0: all_reduce failed .*Connection reset"):
-        coll.run(case, fast_ctx)
+        coll.run(case, ctx)
 
 
 def test_failure_inside_the_timed_loop_stops_the_run(fast_ctx, monkeypatch):
@@ -348,9 +351,10 @@ def test_failure_inside_the_timed_loop_stops_the_run(fast_ctx, monkeypatch):
 
     monkeypatch.setattr(coll._Bufs, "call", fail_later)
     _no_peers(monkeypatch)
-    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "all_reduce")
+    ctx = _ctx2(fast_ctx)
+    case = next(c for c in coll.cases("quick", ctx) if c.op == "all_reduce")
     with pytest.raises(distmod.PeerLost, match="out of step: RuntimeError: CUDA error: an illegal"):
-        coll.run(case, fast_ctx)
+        coll.run(case, ctx)
 
 
 def test_preflight_refuses_more_ranks_than_gpus(monkeypatch):
@@ -375,7 +379,8 @@ def test_an_oom_on_another_rank_is_a_skipped_row_here(fast_ctx, monkeypatch):
         said[:] = [mine, "OutOfMemoryError: CUDA out of memory. Tried to allocate 8.00 GiB"]
 
     monkeypatch.setattr(dist, "all_gather_object", rank1_ran_out)
-    case = next(c for c in coll.cases("quick", _ctx2(fast_ctx)) if c.op == "all_reduce")
-    status, outcome, error = measure_case(case, fast_ctx)
+    ctx = _ctx2(fast_ctx)
+    case = next(c for c in coll.cases("quick", ctx) if c.op == "all_reduce")
+    status, outcome, error = measure_case(case, ctx)
     assert (status, outcome) == ("skipped", None)
     assert "rank 1 of 2 could not set up all_reduce: OutOfMemoryError: CUDA out of memory" in error

@@ -8,6 +8,7 @@ import pytest
 
 from harness.analysis import compare
 from harness.core.errors import UsageError
+from harness.present.compare import render_md
 from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
@@ -67,7 +68,7 @@ def test_different_hardware_shows_spec_ratio_and_per_watt():
     assert fam["vs_spec"]["bf16"]["spec"] == pytest.approx(2250 / 989)
     assert fam["vs_spec"]["bf16"]["measured"] == pytest.approx(2.0, rel=0.03)
     assert fam["perf_per_w_ratio"] == pytest.approx(2.0 * 700 / 1000, rel=0.03)
-    assert "spec ratio" in compare.render_md(res)
+    assert "spec ratio" in render_md(res)
 
 
 def test_errors(tmp_path):

@@ -1,6 +1,8 @@
 """The memory family: byte counts, case lists, CPU runs end to end, checks that catch
 wrong results, skipped rows without CuPy, and (on a GPU) the real kernels."""
 
+from dataclasses import replace
+
 import builtins
 import json
 import sys
@@ -16,7 +18,8 @@ from harness.core.cases import Case
 from harness.measure.device import Device
 from harness.core.errors import SkipCase
 from harness.core.flops import fma_flop, stream_bytes
-from harness.runner import build_row, measure_case
+from harness.core.row import build_row
+from harness.runner import measure_case
 
 SMALL = (1 << 16) + 3  # not a multiple of any vector width: the tails are exercised
 
@@ -51,12 +54,16 @@ def test_half2_bits():
 
 # ---------------------------------------------------------------- case lists
 
-def test_cpu_cases_are_at_least_four_times_the_llc(cpu_dev, fast_ctx):
+@pytest.mark.parametrize("llc_mib", [32, 97, 256])
+def test_cpu_cases_are_at_least_four_times_the_llc(monkeypatch, fast_ctx, llc_mib):
+    # The device's cache size is given, so the sizing rule is checked against a known answer:
+    # 4 x LLC of fp32 elements, rounded up to a whole 2^20 elements.
+    monkeypatch.setattr(Device, "last_level_cache_bytes", lambda self: llc_mib << 20)
     cs = memory.cases("quick", fast_ctx)
     ops = {(c.op, c.backend) for c in cs}
     assert {("copy", "torch"), ("triad", "torch"), ("dot", "torch"), ("triad", "numpy")} <= ops
-    for c in cs:
-        assert c.p["n"] * 4 >= 4 * memory.llc_bytes(cpu_dev)
+    want = -(-4 * (llc_mib << 20) // 4 // (1 << 20)) * (1 << 20)
+    assert {c.p["n"] for c in cs} == {want}
     std = memory.cases("standard", fast_ctx)
     assert {c.dtype for c in std} == {"fp32", "fp64"}
     for backend in ("torch", "numpy"):
@@ -68,9 +75,9 @@ def test_gpu_case_lists(monkeypatch, fast_ctx):
     dev = Device("cuda")
     monkeypatch.setattr(Device, "cache_bytes", lambda self: 50 << 20)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    fast_ctx.dev = dev
-    quick = memory.cases("quick", fast_ctx)
-    std = memory.cases("standard", fast_ctx)
+    ctx = replace(fast_ctx, dev=dev)
+    quick = memory.cases("quick", ctx)
+    std = memory.cases("standard", ctx)
     kern = [c for c in std if c.backend == "cupy-kernel" and c.op in memory.STREAM_OPS]
     assert {c.op for c in kern} == set(memory.STREAM_OPS)
     assert all(c.p["n"] * (4 if c.dtype == "fp32" else 8) >= 4 * (50 << 20) for c in kern)
@@ -100,9 +107,9 @@ def test_cpu_stream_ok_and_checked(fast_ctx, op, backend):
     status, outcome, error = measure_case(case, fast_ctx)
     assert status == "ok", error
     assert outcome.nbytes == stream_bytes(op, SMALL, 4)
-    assert outcome.check["ok"] and outcome.check["max_rel_err"] <= outcome.check["tol"]
+    assert outcome.check.ok and outcome.check.max_rel_err <= outcome.check.tol
     assert outcome.extra["byte_convention"].startswith("STREAM")
-    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    row = build_row(case, "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     assert row["gbps"] == pytest.approx(row["bytes"] / row["time_s"] / 1e9)
 
 
@@ -112,7 +119,7 @@ def test_cpu_fp64_triad_and_dot(fast_ctx, backend):
         status, outcome, error = measure_case(_case(op, "fp64", backend), fast_ctx)
         assert status == "ok", error
         assert outcome.nbytes == stream_bytes(op, SMALL, 8)
-        assert outcome.check["max_rel_err"] <= 1e-12
+        assert outcome.check.max_rel_err <= 1e-12
 
 
 def test_wrong_triad_fails_the_row(fast_ctx, monkeypatch):
@@ -126,7 +133,7 @@ def test_wrong_triad_fails_the_row(fast_ctx, monkeypatch):
     monkeypatch.setattr(memory, "_torch_stream", wrong)
     status, outcome, error = measure_case(_case("triad"), fast_ctx)
     assert status == "failed" and error.startswith("wrong result")
-    assert outcome.check["ok"] is False
+    assert outcome.check.ok is False
 
 
 def test_wrong_dot_fails_the_row(fast_ctx, monkeypatch):
@@ -143,11 +150,11 @@ def test_verify_catches_one_wrong_element(full):
     a = torch.rand(n) + 0.5
     b = torch.rand(n) + 0.5
     c = a + memory.SCALAR * b
-    assert memory.verify("triad", a, b, c, None, "fp32", full)["ok"]
+    assert memory.verify("triad", a, b, c, None, "fp32", full).ok
     step = max(1, n // memory.SAMPLE_POINTS) | 1
     c[step * 1000] += 1e-3  # a sampled position, far from head and tail
     chk = memory.verify("triad", a, b, c, None, "fp32", full)
-    assert not chk["ok"] and chk["max_rel_err"] > chk["tol"]
+    assert not chk.ok and chk.max_rel_err > chk.tol
 
 
 def test_nan_fails(fast_ctx, monkeypatch):
@@ -261,7 +268,7 @@ def test_gpu_kernel_triad_is_fast_and_right():
     n = memory.stream_elements(ctx.dev, "fp32")
     status, outcome, error = measure_case(_case(n=n, backend="cupy-kernel"), ctx)
     assert status == "ok", error
-    row = build_row(_case(n=n, backend="cupy-kernel"), "run", status, outcome, error, "now", 0.1)
+    row = build_row(_case(n=n, backend="cupy-kernel"), "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     assert row["check"]["ok"] and row["check"]["reference"].startswith("float64 on every element")
     assert row["gbps"] > 1000, row["gbps"]
 
@@ -272,7 +279,7 @@ def test_gpu_kernels_verify_with_a_tail(op):
     pytest.importorskip("cupy")
     status, outcome, error = measure_case(_case(op, backend="cupy-kernel", n=(1 << 22) + 3), _gpu_ctx())
     assert status == "ok", error
-    assert outcome.check["ok"]
+    assert outcome.check.ok
 
 
 @pytest.mark.gpu
@@ -282,7 +289,7 @@ def test_gpu_peak_fma(dtype):
     case = Case.make("memory", "peak_fma", dtype, backend="cupy-kernel", iters=4096)
     status, outcome, error = measure_case(case, _gpu_ctx())
     assert status == "ok", error
-    assert outcome.flop > 0 and outcome.check["ok"]
+    assert outcome.flop > 0 and outcome.check.ok
 
 
 @pytest.mark.gpu

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import nccl_tests as nt
-from harness.core.flops import gbps
+from harness.present.nccl_tests import format_nccl_tests
+from harness.core.flops import BUSBW_FACTORS, busbw_factor, busbw_gbps, gbps
 from tests.conftest import gwbench
 
 SAMPLE = Path(__file__).parent / "data" / "all_reduce_perf_sample.log"
@@ -23,17 +24,17 @@ FACTORS = {
 
 
 @pytest.mark.parametrize("n", [2, 4, 8])
-@pytest.mark.parametrize("coll", sorted(nt.BUSBW_FACTORS))
+@pytest.mark.parametrize("coll", sorted(BUSBW_FACTORS))
 def test_busbw_factor(n, coll):
-    assert nt.busbw_factor(coll, n) == pytest.approx(FACTORS[n][coll])
+    assert busbw_factor(coll, n) == pytest.approx(FACTORS[n][coll])
 
 
 def test_algbw_busbw_units():
     # 1 GB in 10 ms = 100 GB/s algbw; all_reduce on 8 ranks: busbw = 175 GB/s.
     assert gbps(1e9, 0.01) == pytest.approx(100.0)
-    assert nt.busbw_gbps("all_reduce", 8, 1e9, 0.01) == pytest.approx(175.0)
+    assert busbw_gbps("all_reduce", 8, 1e9, 0.01) == pytest.approx(175.0)
     with pytest.raises(ValueError, match="unknown collective"):
-        nt.busbw_factor("allreduce", 2)
+        busbw_factor("allreduce", 2)
 
 
 def test_parse_sample_log():
@@ -93,12 +94,12 @@ def test_ranks_from_factor_without_rank_lines():
 
 def test_rows_and_nccl_tests_format_roundtrip():
     parsed = nt.parse_log(SAMPLE.read_text(), "all_reduce")
-    rows = nt.rows_from_log(parsed, "r1", "sample.log", 1)
+    rows = nt.rows_from_log(parsed, "r1", "sample.log")
     assert len(rows) == 22 and all(r["status"] == "ok" for r in rows)
     big = [r for r in rows if r["params"] == {"size_bytes": 1 << 30, "placement": "in_place"}][0]
     assert big["extra"]["busbw_gbps"] == 353.63 and big["gbps"] == 202.07
     assert big["world_size"] == 8 and big["backend"] == "nccl-tests" and big["dtype"] == "fp32"
-    out = nt.format_nccl_tests(rows)
+    out = format_nccl_tests(rows)
     lines = out.splitlines()
     assert lines[0].startswith("# Collective: all_reduce  ranks: 8  type: float")
     assert any(s.split()[:2] == ["#", "size"] and s.split()[-1] == "#wrong" for s in lines)
@@ -108,20 +109,22 @@ def test_rows_and_nccl_tests_format_roundtrip():
     assert "# Avg bus bandwidth" in out
 
 
-def test_imported_rows_have_the_runner_rows_fields():
-    """rows_from_log builds its rows by hand (see its docstring): they must keep build_row's fields."""
+def test_imported_rows_have_the_measured_rows_fields():
+    """The imported-row builder and the measured-row builder (core/row.py) give the same fields,
+    and an imported row passes the store's validation."""
     from harness.core.cases import Case
-    from harness.measure.context import Outcome
-    from harness.measure.timing import Measurement
-    from harness.runner import build_row
+    from harness.core.result import Measurement, Outcome, check_within
+    from harness.core.row import build_row, validate
 
-    imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", "x.log", 1)[0]
+    imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", "x.log")[0]
     case = Case.make("collectives", "all_reduce", "fp32", backend="gloo", world_size=2,
                      size_bytes=1024, placement="in_place")
     m = Measurement(samples_s=[1e-3, 2e-3, 3e-3], n_warmup=5, estimate_s=2e-3, window_s=0.1)
-    measured = build_row(case, "r1", "ok", Outcome(measurement=m, nbytes=1024, check={"ok": True}),
-                         None, "2025-01-01T00:00:00Z", 1.0)
+    outcome = Outcome(measurement=m, nbytes=1024, check=check_within(0.0, 0.0, "exact"))
+    measured = build_row(case, "r1", "ok", outcome, error=None, started_at="2025-01-01T00:00:00Z", wall_s=1.0)
     assert set(imported) == set(measured)
+    assert set(measured["check"]) == {"ok", "max_rel_err", "tol", "reference"} <= set(imported["check"])
+    assert validate(imported, "imported") is imported
 
 
 def test_format_with_missing_and_failed_cells():
@@ -131,11 +134,11 @@ def test_format_with_missing_and_failed_cells():
                     "redop": "sum", "root": -1}}
     skipped = {"family": "collectives", "op": "all_reduce", "dtype": "bf16", "world_size": 2,
                "status": "skipped", "params": {"size_bytes": 2048, "placement": "in_place"}, "extra": {}}
-    out = nt.format_nccl_tests([ok, skipped, {"family": "gemm", "op": "matmul"}])
+    out = format_nccl_tests([ok, skipped, {"family": "gemm", "op": "matmul"}])
     r1 = next(s for s in out.splitlines() if s.strip().startswith("1024")).split()
     assert r1[5:9] == ["-", "-", "-", "-"] and r1[9:] == ["10.00", "0.10", "0.10", "0"]
     assert next(s for s in out.splitlines() if s.strip().startswith("2048")).split()[-1] == "skip"
-    assert nt.format_nccl_tests([]).startswith("# no collectives rows")
+    assert format_nccl_tests([]).startswith("# no collectives rows")
 
 
 def test_import_command_and_report(tmp_path):
@@ -173,6 +176,6 @@ def test_log_without_root_column_formats():
     lines = [" ".join(ln.split()[:4] + ln.split()[5:]) if ln.strip()[:1].isdigit() else ln
              for ln in text.splitlines()]
     parsed = nt.parse_log("\n".join(lines), "all_reduce")
-    out = nt.format_nccl_tests(nt.rows_from_log(parsed, "r1", "x.log", 1))
+    out = format_nccl_tests(nt.rows_from_log(parsed, "r1", "x.log"))
     row = next(s for s in out.splitlines() if s.strip().startswith("1073741824")).split()
     assert row[4] == "-1" and row[-1] == "0"

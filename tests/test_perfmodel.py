@@ -15,7 +15,7 @@ from harness.analysis import projection
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.models import Transformer
-from tests.conftest import gwbench
+from tests.conftest import built_row, gemm_row, gwbench, write_run_folder
 
 M405 = PM.preset("405b")
 
@@ -136,21 +136,31 @@ def test_goodput_young_daly():
 
 
 def write_run(tmp_path, rows, name="NVIDIA H100 80GB HBM3", **device):
-    device = {"name": name, "backend": "cuda"} | device
-    (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1", "device": device}))
-    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return tmp_path
+    return write_run_folder(tmp_path / "run", rows, {"name": name, "backend": "cuda"} | device)
+
+
+def attention_row(tflops, seq=8192, head_dim=128, op="fwd"):
+    heads = 4096 // head_dim
+    flop = 4 * 2 * heads * seq * seq * head_dim  # batch 2, FlashAttention's fwd count
+    return built_row("attention", op, "bf16", {"batch": 2, "seq": seq, "heads": heads, "kv_heads": heads,
+                                               "head_dim": head_dim, "causal": False},
+                     backend="sdpa-flash", time_s=flop / (tflops * 1e12), flop=flop)
+
+
+def all_reduce_row(size_bytes, busbw, ranks=8):
+    """A collectives row as the family writes it: busbw in `extra`, S in params.size_bytes."""
+    t = size_bytes / (busbw / (2 * (ranks - 1) / ranks) * 1e9)
+    return built_row("collectives", "all_reduce", "bf16", {"size_bytes": size_bytes, "placement": "in_place"},
+                     backend="nccl", world_size=ranks, time_s=t, nbytes=size_bytes, samples=5,
+                     extra={"size_bytes": size_bytes, "busbw_gbps": busbw})
 
 
 def full_rows(eff=0.7):
-    rows = [{"family": "gemm", "op": "matmul", "dtype": "bf16", "status": "ok",
-             "params": {"m": s, "n": s, "k": s}, "tflops": eff * 989 * (1 if s >= 4096 else 0.6)}
-            for s in (1024, 2048, 4096, 8192)]
-    rows.append({"family": "attention", "op": "sdpa_fwd", "dtype": "bf16", "status": "ok",
-                 "params": {"seq": 8192, "head_dim": 128}, "tflops": 600.0})
-    rows.append({"family": "memory", "op": "triad", "dtype": "fp32", "status": "ok", "gbps": 2900.0})
-    rows += [{"family": "collectives", "op": "all_reduce", "dtype": "bf16", "status": "ok", "world_size": 8,
-              "params": {"bytes": b}, "busbw_gbps": g} for b, g in ((2**20, 100.0), (2**28, 350.0))]
+    rows = [gemm_row(eff * 989 * (1 if s >= 4096 else 0.6), n=s) for s in (1024, 2048, 4096, 8192)]
+    rows.append(attention_row(600.0))
+    n = 1 << 26
+    rows.append(built_row("memory", "triad", "fp32", {"n": n}, time_s=3 * 4 * n / 2900e9, nbytes=3 * 4 * n))
+    rows += [all_reduce_row(b, g) for b, g in ((2**20, 100.0), (2**28, 350.0))]
     return rows
 
 
@@ -219,12 +229,9 @@ def test_project_with_model_replaces_mfu_and_goodput(tmp_path):
 
 def test_measured_profile_reads_collectives_rows_as_the_family_writes_them(tmp_path):
     """The collectives family keeps busbw in `extra` and the size in params.size_bytes."""
-    rows = full_rows()[:-2] + [
-        {"family": "collectives", "op": "all_reduce", "dtype": "bf16", "status": "ok", "world_size": 8,
-         "params": {"size_bytes": b, "placement": "in_place"}, "extra": {"busbw_gbps": g}}
-        for b, g in ((2**20, 100.0), (2**28, 350.0))]
+    rows = full_rows()[:-2] + [all_reduce_row(b, g) for b, g in ((2**20, 100.0), (2**28, 350.0))]
     p = PP.from_run(write_run(tmp_path, rows))
-    assert p.intra_busbw_gbps == 350.0
+    assert p.intra_busbw_gbps == pytest.approx(350.0)
     assert any("all_reduce busbw at 2 sizes" in m for m in p.measured)
 
 

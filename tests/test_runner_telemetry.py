@@ -1,23 +1,25 @@
 """The run loop with a real Telemetry object over a replayed power trace: rows carry the
 window's power and the derived efficiency; a CPU run with nothing readable says why."""
 
+from dataclasses import replace
+
 import pytest
 
 from harness.core.cases import Case
-from harness.runner import _add_window_flags, build_row, measure_case
+from harness.core.row import build_row
 from harness.measure.telemetry import ReplayBackend, Telemetry
+from harness.runner import measure_case
 
 
 def test_row_gets_power_from_window(fast_ctx):
     # A constant 250 W "device", replayed over a minute; polled by the real sampler thread.
     t = [i * 0.01 for i in range(6000)]
     tel = Telemetry(ReplayBackend({"gpu0": {"t_s": t, "power_w": [250.0] * len(t)}}), sample_hz=200)
-    fast_ctx.window = lambda: tel.window(sync=fast_ctx.dev.sync)
+    ctx = replace(fast_ctx, window=lambda: tel.window(sync=fast_ctx.dev.sync))
     case = Case.make("gemm", "matmul", "fp32", m=128, n=128, k=128, data="randn")
-    status, outcome, error = measure_case(case, fast_ctx)
+    status, outcome, error = measure_case(case, ctx)
     assert status == "ok", error
-    row = build_row(case, "run", status, outcome, error, "now", 0.1)
-    _add_window_flags(row, outcome)
+    row = build_row(case, "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     tel.close()
     assert row["power_w"] == pytest.approx(250.0, rel=1e-6)
     assert row["power_source"].startswith("replay")
@@ -28,10 +30,10 @@ def test_row_gets_power_from_window(fast_ctx):
 
 def test_cpu_run_without_sensors_says_why(fast_ctx):
     tel = Telemetry.create("auto", gpu=False, rapl_root="/nonexistent/powercap")
-    fast_ctx.window = lambda: tel.window(sync=fast_ctx.dev.sync)
+    ctx = replace(fast_ctx, window=lambda: tel.window(sync=fast_ctx.dev.sync))
     case = Case.make("gemm", "matmul", "bf16", m=64, n=64, k=64, data="randn")
-    status, outcome, error = measure_case(case, fast_ctx)
-    row = build_row(case, "run", status, outcome, error, "now", 0.1)
+    status, outcome, error = measure_case(case, ctx)
+    row = build_row(case, "run", status, outcome, error=error, started_at="now", wall_s=0.1)
     tel.close()
     assert status == "ok"
     assert row["power_w"] is None and row["energy_j"] is None

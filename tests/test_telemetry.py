@@ -1,5 +1,5 @@
 """Telemetry without hardware: a fake NVML on the real pynvml signatures, a fake sysfs tree for
-RAPL, a replay backend, synthetic traces with known energy, and every fault from issue 3.
+RAPL, a replay backend, synthetic traces with known energy, and every sensor fault the window must survive.
 
 Timing is driven by a fake clock (sample_hz=0: the test calls Window.poll() between clock
 steps), so nothing here depends on how fast this machine is. Only the tests named *_thread*
@@ -223,7 +223,19 @@ def test_decode_throttle():
     assert decode_throttle(0) == []
     assert decode_throttle(0x4 | 0x40) == ["sw_power_cap", "hw_thermal"]
     assert decode_throttle(0x8 | 0x20 | 0x80) == ["hw_slowdown", "sw_thermal", "hw_power_brake"]
-    assert decode_throttle(0x1 | 0x200) == ["gpu_idle", "unknown_0x200"]
+    # 0x200 (board limit) and 0x400 (reliability) come from nvidia-ml-py's own constants.
+    assert decode_throttle(0x1 | 0x200 | 0x400) == ["gpu_idle", "board_limit", "reliability"]
+    assert decode_throttle(0x1 | 0x10000) == ["gpu_idle", "unknown_0x10000"]
+
+
+def test_throttle_bits_are_nvml_bindings_own():
+    import pynvml
+
+    from harness.measure.telemetry import THROTTLE_BITS
+
+    assert THROTTLE_BITS[pynvml.nvmlClocksThrottleReasonSwPowerCap] == "sw_power_cap"
+    assert THROTTLE_BITS[pynvml.nvmlClocksThrottleReasonBoardLimit] == "board_limit"
+    assert len(set(THROTTLE_BITS.values())) == len(THROTTLE_BITS)  # no bit named twice
 
 
 def test_counter_delta_wraps_with_a_range_and_refuses_to_go_backwards():
@@ -260,7 +272,7 @@ def test_window_energy_matches_exact_within_0_1_percent(trace):
     exact = trace.energy(0.0, 5.0)
     assert s["power_source"] == "nvml:energy_counter"
     assert close_to(s["energy_j"], exact, 1e-5)              # the counter: mJ resolution
-    assert close_to(s["energy_trace_j"], exact, 1e-3)        # the trace: the issue's 0.1%
+    assert close_to(s["energy_trace_j"], exact, 1e-3)        # the trace: within 0.1%
     assert close_to(s["power_w"], exact / 5.0, 1e-5)
     assert s["window_s"] == pytest.approx(5.0)
     assert abs(s["energy_disagreement"]) < 1e-3

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import UsageError
-from harness.present.report import esc, extra_of, num, peak_for, spec_for
+from harness.analysis.peaks import peak_for, spec_for
+from harness.core.row import busbw_gbps, number
 
 ALPHA = 0.01  # significance level of the U test
 MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
@@ -70,7 +71,7 @@ def _samples(row: Mapping) -> list[float]:
     s = row.get("samples_s")
     if not isinstance(s, list):
         return []
-    return [float(x) for x in s if num(x) is not None and x > 0]
+    return [float(x) for x in s if number(x) is not None and x > 0]
 
 
 def significant(a: Sequence[float], b: Sequence[float]) -> tuple[bool | None, str]:
@@ -111,14 +112,14 @@ class CaseResult:
 
 def _rate(row: Mapping) -> tuple[float | None, str]:
     """The row's headline figure: busbw, TFLOP/s, GB/s, else 1/time."""
-    bus = num(extra_of(row).get("busbw_gbps", row.get("busbw_gbps")))
+    bus = busbw_gbps(row)
     if bus:
         return bus, "busbw GB/s"
     for key, unit in (("tflops", "TFLOP/s"), ("gbps", "GB/s")):
-        v = num(row.get(key))
+        v = number(row.get(key))
         if v:
             return v, unit
-    t = num(row.get("time_s"))
+    t = number(row.get("time_s"))
     return (1 / t if t else None), "1/s"
 
 
@@ -153,12 +154,12 @@ def compare_case(a: Mapping | None, b: Mapping | None) -> CaseResult:
         res.b_value = vb
         return res
     res.a_value, res.b_value = va, vb
-    ta, tb = num(a.get("time_s")), num(b.get("time_s"))
+    ta, tb = number(a.get("time_s")), number(b.get("time_s"))
     if ta and tb:
         res.ratio = ta / tb  # rates are per-call work / median time: same definition, so time ratio
     elif va and vb:
         res.ratio = vb / va
-    pa, pb = num(a.get("tflops_per_w")), num(b.get("tflops_per_w"))
+    pa, pb = number(a.get("tflops_per_w")), number(b.get("tflops_per_w"))
     if pa and pb:
         res.per_w_ratio = pb / pa
     if res.ratio is None:
@@ -249,74 +250,3 @@ def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
         raise UsageError("compare needs two or more run folders (the first is the baseline)")
     loaded = [load_run(Path(r)) for r in runs]
     return [compare_runs(loaded[0], other) for other in loaded[1:]]
-
-
-# ------------------------------------------------------------------ rendering
-
-
-def _x(v: float | None, fmt: str = ".3f") -> str:
-    return "—" if v is None else f"{v:{fmt}}x"
-
-
-def _fig(v: float | None) -> str:
-    return "" if v is None else f"{v:.4g}"
-
-
-def render_md(result: Mapping[str, Any], show_same: bool = True) -> str:
-    def md(s: Any) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
-    a, b = result["a"], result["b"]
-    lines = [f"## {md(b['run_id'])} vs baseline {md(a['run_id'])}", "",
-             f"- A: {md(a['device'])}; B: {md(b['device'])}" +
-             ("" if result["same_hardware"] else " (different hardware: measured vs spec ratios below)"),
-             "- ratio = B rate / A rate (> 1: B faster); better/worse need Mann-Whitney p < "
-             f"{ALPHA} on the raw samples and a change above {MIN_CHANGE:.0%}"]
-    lines += [f"- software changed: {md(s)}" for s in result.get("software", [])]
-    lines += ["", "| family | geomean ratio | cases | perf/W ratio | " +
-              " | ".join(MARKS) + " |", "|---|---:|---:|---:|" + "---:|" * len(MARKS)]
-    for fam, f in result["families"].items():
-        lines.append(f"| {md(fam)} | {_x(f['geomean_ratio'])} | {f['n']} | {_x(f['perf_per_w_ratio'])} | "
-                     + " | ".join(str(f["marks"][m]) for m in MARKS) + " |")
-    spec_rows = [(fam, dt, s) for fam, f in result["families"].items() for dt, s in f["vs_spec"].items()]
-    if spec_rows:
-        lines += ["", "| family | dtype | measured ratio | spec ratio | measured / spec |", "|---|---|---:|---:|---:|"]
-        for fam, dt, s in spec_rows:
-            rel = s["measured"] / s["spec"] if s["measured"] and s["spec"] else None
-            lines.append(f"| {md(fam)} | {md(dt or '-')} | {_x(s['measured'])} | {_x(s['spec'])} | {_x(rel, '.2f')} |")
-    lines += ["", "| mark | case | A | B | unit | ratio | judged by |", "|---|---|---:|---:|---|---:|---|"]
-    for c in result["cases"]:
-        if c["mark"] == "same" and not show_same:
-            continue
-        lines.append(f"| {SYMBOL[c['mark']]} {c['mark']} | {md(c['case_id'])} | {_fig(c['a_value'])} | "
-                     f"{_fig(c['b_value'])} | {md(c['unit'])} | {_x(c['ratio'])} | {md(c['how'])} |")
-    return "\n".join(lines)
-
-
-def render_html(result: Mapping[str, Any]) -> str:
-    a, b = result["a"], result["b"]
-    out = [f"<h2>{esc(b['run_id'])} vs baseline {esc(a['run_id'])}</h2>",
-           f"<p>A: {esc(a['device'])}; B: {esc(b['device'])}. Ratio = B rate / A rate (&gt; 1: B faster); "
-           f"better/worse need Mann-Whitney p &lt; {ALPHA} and a change above {MIN_CHANGE:.0%}.</p>"]
-    if result.get("software"):
-        out.append("<p class=\"note\">software changed: " + esc("; ".join(result["software"])) + "</p>")
-    head = "".join(f"<th>{esc(h)}</th>" for h in ("family", "geomean ratio", "cases", "perf/W ratio", *MARKS))
-    trs = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
-        fam, _x(f["geomean_ratio"]), f["n"], _x(f["perf_per_w_ratio"]), *(f["marks"][m] for m in MARKS)))
-        + "</tr>" for fam, f in result["families"].items())
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
-    spec = [(fam, dt, s) for fam, f in result["families"].items() for dt, s in f["vs_spec"].items()]
-    if spec:
-        trs = "".join(f"<tr><td>{esc(fam)}</td><td>{esc(dt or '-')}</td><td>{_x(s['measured'])}</td>"
-                      f"<td>{_x(s['spec'])}</td></tr>" for fam, dt, s in spec)
-        out.append("<table><thead><tr><th>family</th><th>dtype</th><th>measured ratio</th><th>spec ratio</th>"
-                   f"</tr></thead><tbody>{trs}</tbody></table>")
-    trs = []
-    for c in result["cases"]:
-        cls = {"better": "better", "worse": "worse", "newly failing": "worse", "fixed": "better"}.get(c["mark"], "")
-        trs.append(f"<tr class=\"{cls}\">" + "".join(f"<td>{esc(v)}</td>" for v in (
-            c["mark"], c["case_id"], _fig(c["a_value"]), _fig(c["b_value"]), c["unit"], _x(c["ratio"]),
-            c["how"])) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("mark", "case", "A", "B", "unit", "ratio", "judged by"))
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
-    return "\n".join(out)

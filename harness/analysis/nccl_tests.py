@@ -1,33 +1,24 @@
-"""nccl-tests semantics as pure functions: busbw factors, algbw/busbw, log parser, formatter.
+"""nccl-tests semantics as pure functions: its log parser and its rows as gwbench rows.
 
 Source: NVIDIA/nccl-tests doc/PERFORMANCE.md (docs/sources.md "Collectives"). algbw = S / t
 with GB = 1e9 B; busbw = algbw × a per-collective factor that makes the figure comparable
 to the hardware's link bandwidth whatever the number of ranks n. S is the nccl-tests
 "size" column: the whole buffer for all_gather / reduce_scatter / alltoall.
 
-No torch here: the importer and the report use this module on any machine.
+The busbw factors live in core/flops.py; printing rows in nccl-tests' layout is
+present/nccl_tests.py. No torch here: the importer uses this module on any machine.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 
+from harness.core.cases import Case
 from harness.core.errors import UsageError
-from harness.core.flops import gbps
+from harness.core.result import Check
+from harness.core.row import build_imported_row
+from harness.core.flops import BUSBW_FACTORS, busbw_factor
 
-# Our collective names -> busbw factor as a function of the number of ranks n.
-# all_reduce: 2(n-1)/n (a reduce-scatter then an all-gather, each moving (n-1)/n of S).
-# reduce_scatter, all_gather, alltoall: (n-1)/n. broadcast, reduce, sendrecv: 1.
-BUSBW_FACTORS: dict[str, Callable[[int], float]] = {
-    "all_reduce": lambda n: 2 * (n - 1) / n,
-    "reduce_scatter": lambda n: (n - 1) / n,
-    "all_gather": lambda n: (n - 1) / n,
-    "alltoall": lambda n: (n - 1) / n,
-    "broadcast": lambda n: 1.0,
-    "reduce": lambda n: 1.0,
-    "sendrecv": lambda n: 1.0,
-}
 # nccl-tests binary stem -> our name (all_reduce_perf -> all_reduce, ...).
 PERF_BINARIES = {"all_reduce": "all_reduce", "all_gather": "all_gather",
                  "reduce_scatter": "reduce_scatter", "alltoall": "alltoall",
@@ -37,19 +28,6 @@ NCCL_TYPES = {"float": "fp32", "bfloat16": "bf16", "half": "fp16", "double": "fp
               "fp8e4m3": "fp8", "fp8e5m2": "fp8e5m2", "int8": "int8", "uint8": "uint8",
               "int32": "int32", "uint32": "uint32", "int64": "int64", "uint64": "uint64"}
 DTYPE_NCCL = {"fp32": "float", "bf16": "bfloat16", "fp16": "half", "fp64": "double", "fp8": "fp8e4m3"}
-
-
-def busbw_factor(collective: str, n: int) -> float:
-    if collective not in BUSBW_FACTORS:
-        raise ValueError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
-    if n < 1:
-        raise ValueError(f"number of ranks must be >= 1, got {n}")
-    return BUSBW_FACTORS[collective](n)
-
-
-def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
-    """busbw = algbw × factor, algbw = S / t in GB/s (harness.core.flops.gbps, GB = 1e9 B)."""
-    return gbps(size_bytes, time_s) * busbw_factor(collective, n)
 
 
 # ---------------------------------------------------------------- parsing a log
@@ -159,77 +137,16 @@ def _ranks_from_factor(results: list[dict], collective: str | None) -> int | Non
     return round(1 / (1 - f)) if f < 1 else None
 
 
-# ---------------------------------------------------------------- formatting rows
-
-_COLS = ("{:>12} {:>12} {:>8} {:>6} {:>6}  {:>8} {:>7} {:>7} {:>6}  {:>8} {:>7} {:>7} {:>6}")
-
-
-def _cells(r: dict | None) -> tuple[str, str, str, str]:
-    if r is None:
-        return ("-", "-", "-", "-")
-    ex = r.get("extra") or {}
-    if r.get("status") == "skipped" or (r.get("status") != "ok" and ex.get("algbw_gbps") is None):
-        return ("-", "-", "-", "skip" if r.get("status") == "skipped" else "fail")
-    t = ex.get("time_us")
-    if t is None and r.get("time_s") is not None:
-        t = r["time_s"] * 1e6
-    wrong = ex.get("wrong")
-    return (f"{t:.2f}" if t is not None else "-", f"{ex.get('algbw_gbps', 0):.2f}",
-            f"{ex.get('busbw_gbps', 0):.2f}", "N/A" if wrong is None else str(wrong))
-
-
-def format_nccl_tests(rows: Iterable[dict]) -> str:
-    """Collective rows in nccl-tests' column layout: one table per (collective, dtype, ranks)."""
-    tables: dict[tuple, dict[int, dict[str, dict]]] = {}
-    for r in rows:
-        if r.get("family") != "collectives":
-            continue
-        p = r.get("params") or {}
-        key = (r["op"], r["dtype"], r.get("world_size"))
-        cell = tables.setdefault(key, {}).setdefault(int(p.get("size_bytes", 0)), {})
-        cell[p.get("placement", "out_of_place")] = r
-    if not tables:
-        return "# no collectives rows in this run\n"
-    out = []
-    for (op, dtype, n), sizes in tables.items():
-        out += [f"# Collective: {op}  ranks: {n}  type: {DTYPE_NCCL.get(dtype, dtype)}", "#",
-                "#" + " " * 61 + "out-of-place" + " " * 23 + "in-place",
-                "#" + _COLS.format("size", "count", "type", "redop", "root", "time", "algbw",
-                                   "busbw", "#wrong", "time", "algbw", "busbw", "#wrong")[1:],
-                "#" + _COLS.format("(B)", "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "",
-                                   "(us)", "(GB/s)", "(GB/s)", "")[1:]]
-        busbws = []
-        for size in sorted(sizes):
-            by = sizes[size]
-            any_row = next(iter(by.values()))
-            ex = any_row.get("extra") or {}
-            oop, ip = _cells(by.get("out_of_place")), _cells(by.get("in_place"))
-            out.append(_COLS.format(size, ex.get("count", "-"), DTYPE_NCCL.get(dtype, dtype),
-                                    ex.get("redop") or "none", ex.get("root") if ex.get("root") is not None else -1,
-                                    *oop, *ip))
-            busbws += [(x.get("extra") or {}).get("busbw_gbps") for x in by.values()
-                       if x.get("status") == "ok"]
-        busbws = [b for b in busbws if b is not None]
-        avg = sum(busbws) / len(busbws) if busbws else float("nan")
-        out += [f"# Avg bus bandwidth    : {avg:.4g} ", "#", ""]
-    return "\n".join(out)
-
-
 # ---------------------------------------------------------------- log -> gwbench rows
 
-def rows_from_log(parsed: dict, run_id: str, source: str, schema_version: int) -> list[dict]:
-    """One row per (size, placement), shaped like the runner's rows (harness/runner.build_row).
+def rows_from_log(parsed: dict, run_id: str, source: str) -> list[dict]:
+    """One row per (size, placement), built by the one imported-row builder (core/row.py).
 
     nccl-tests prints one time per size (the mean over ranks of `-n` iterations), so each
-    row holds that single sample; power is not in the log and stays null. Not built with
-    build_row: it would import torch through the runner (this module must not), and it
-    derives `gbps` from the time, where an import keeps the algbw the log printed (the two
-    are 6% apart at 1 KiB in tests/data's sample, from the log's two-decimal rounding).
-    test_nccl_tests checks that both build rows with the same fields.
+    row holds that single sample; power is not in the log and stays null. The algbw column is
+    kept as printed: gbps recomputed from the log's two-decimal time would differ from it (6%
+    at 1 KiB in tests/data's sample).
     """
-    from harness.core.cases import Case
-    from harness.core.stats import summarize
-
     op, n = parsed["collective"], parsed["nranks"]
     rows = []
     for res in parsed["results"]:
@@ -239,24 +156,16 @@ def rows_from_log(parsed: dict, run_id: str, source: str, schema_version: int) -
             case = Case.make("collectives", op, dtype, backend="nccl-tests", world_size=n or 0,
                              size_bytes=res["size_bytes"], placement=placement,
                              label=f"{op} {placement.replace('_', '-')}")
-            t = half["time_us"] / 1e6
             wrong = half["wrong"]
-            ok = wrong in (0, None)
-            row = {"schema_version": schema_version, "run_id": run_id, **case.identity(),
-                   "status": "ok" if ok else "failed",
-                   "error": None if ok else f"nccl-tests reported {wrong} wrong elements",
-                   "started_at": None, "wall_s": None, "samples_s": [t], **summarize([t]),
-                   "n_warmup": None, "estimate_s": t, "window_s": None, "sustained": False,
-                   "flop": None, "bytes": res["size_bytes"], "tflops": None, "tflops_best": None,
-                   "gbps": half["algbw_gbps"],
-                   "check": {"ok": ok, "wrong": wrong, "reference": "nccl-tests #wrong"},
-                   "power_w": None, "energy_j": None,
-                   "power_source": "not measured: imported from an nccl-tests log"}
-            row["extra"] = {"size_bytes": res["size_bytes"], "count": res["count"],
-                            "time_us": half["time_us"], "algbw_gbps": half["algbw_gbps"],
-                            "busbw_gbps": half["busbw_gbps"], "wrong": wrong, "nranks": n,
-                            "placement": placement, "redop": res["redop"], "root": res["root"],
-                            "busbw_factor": busbw_factor(op, n) if n else None,
-                            "source": f"{source}:{res['line']}"}
-            rows.append(row)
+            check = Check(wrong in (0, None), None, None, "nccl-tests #wrong", {"wrong": wrong})
+            extra = {"size_bytes": res["size_bytes"], "count": res["count"],
+                     "time_us": half["time_us"], "algbw_gbps": half["algbw_gbps"],
+                     "busbw_gbps": half["busbw_gbps"], "wrong": wrong, "nranks": n,
+                     "placement": placement, "redop": res["redop"], "root": res["root"],
+                     "busbw_factor": busbw_factor(op, n) if n else None,
+                     "source": f"{source}:{res['line']}"}
+            rows.append(build_imported_row(
+                case, run_id, samples_s=[half["time_us"] / 1e6], nbytes=res["size_bytes"],
+                gbps_value=half["algbw_gbps"], check=check, extra=extra, tool="an nccl-tests log",
+                error=f"nccl-tests reported {wrong} wrong elements"))
     return rows

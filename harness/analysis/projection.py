@@ -43,6 +43,8 @@ import numpy as np
 
 from harness.core import specs
 from harness.core.errors import UsageError
+from harness.core.row import positive
+from harness.core.store import load_run
 
 SCHEMA_VERSION = 1
 SECONDS_PER_DAY = 86_400.0
@@ -93,7 +95,7 @@ DEFAULT_PUE = Range(1.08, 1.2, 1.4, "Meta 1.08 / Google 1.10 (2023) to new large
                     "Uptime 2023 average 1.58; point 1.2")
 # MFU = model FLOP/s / (GPUs x dense peak). Llama 3 (Table 4): 38-43% on 8k-16k H100 (41% on
 # 16,384); PaLM 540B 46.2%; MegaScale 175B 55.2%; Epoch's median of known runs ~0.375-0.38.
-# 0.40 sits inside Llama 3's 38-43% (the issue's calibration test); 0.30 covers long-context and
+# 0.40 sits inside Llama 3's 38-43% (docs/sources.md "Training runs"); 0.30 covers long-context and
 # MoE runs, 0.55 MegaScale's best.
 DEFAULT_MFU = Range(0.30, 0.40, 0.55, "Llama 3 38-43% (Table 4); PaLM 46.2%; MegaScale 55.2%; "
                     "Epoch median ~0.38")
@@ -110,7 +112,7 @@ DEFAULT_NETWORK_W = Range(25.0, 50.0, 100.0, "gwbench estimate (not published): 
 # multiplier (DGX H100 10.2 kW / 8 / 0.7 kW = 1.82); range from DGX B200 1.79 to DGX A100 2.03.
 SERVER_FACTOR = Range(1.79, 1.82, 2.03, "Epoch chip-to-server multiplier: DGX B200 1.79, "
                       "DGX H100 1.82, DGX A100 2.03")
-DEFAULT_DAYS = 365.0  # one year of operation (the issue's default); --days overrides
+DEFAULT_DAYS = 365.0  # one year of operation; --days overrides
 DEFAULT_SITES_W = (1e9, 1e10)  # 1 GW and 10 GW of facility power (OpenAI-NVIDIA LOI: >= 10 GW)
 DEFAULT_SAMPLES = 100_000
 DEFAULT_SEED = 0
@@ -259,42 +261,10 @@ def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None =
                  system_name=system.name if system else None)
 
 
-def read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """run.json and rows.jsonl of a run folder; a one-line UsageError when unreadable."""
-    run_dir = Path(run_dir)
-    try:
-        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{run_dir} is not a run folder (no run.json)") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{run_dir}/run.json: cannot read: {' '.join(str(exc).split())}") from None
-    rows: list[dict[str, Any]] = []
-    try:
-        lines = (run_dir / "rows.jsonl").read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        lines = []
-    if not isinstance(meta, dict):
-        raise UsageError(f"{run_dir}/run.json: expected an object")
-    for i, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise UsageError(f"{run_dir}/rows.jsonl line {i}: not JSON") from None
-    return meta, rows
-
-
-def positive_number(x: Any) -> float | None:
-    """`x` as a float when it is a finite number > 0 (not a bool), else None: how a run row's
-    measured field is read (JSON may hold null, a string, NaN or 0 where a reading failed)."""
-    ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-    return float(x) if ok else None
-
-
 def _power_of(row: Mapping[str, Any]) -> float | None:
     if str(row.get("power_source") or "").startswith("unavailable"):
         return None
-    return positive_number(row.get("power_w"))
+    return positive(row.get("power_w"))
 
 
 def reference_efficiency(acc: specs.Accelerator, table: specs.HardwareTable,
@@ -312,14 +282,14 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     """Source (a), or (c) with `as_name`: a measured run's efficiency (and power) per accelerator."""
     table = table or specs.load()
     run_dir = Path(run_dir)
-    meta, rows = read_run(run_dir)
+    meta, rows = load_run(run_dir)
     device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
     name = str(device.get("name") or "unknown device")
     if device.get("backend") == "cpu":
         raise UsageError(f"{run_dir} is a CPU run ({name}): no accelerator to project from")
     acc = table.lookup(name)
     gemm = [r for r in rows if r.get("family") == "gemm" and r.get("dtype") == dtype
-            and r.get("status") == "ok" and positive_number(r.get("tflops"))]
+            and r.get("status") == "ok" and positive(r.get("tflops"))]
     if not gemm:
         raise UsageError(f"{run_dir} has no ok {dtype} GEMM rows to measure efficiency from")
     # A sustained window (--sustain; the power case) is what a facility sees all year: the
@@ -463,7 +433,8 @@ def _site(basis: Basis, a: Assumptions, draws: Mapping[str, np.ndarray], *,
     name = format_power(facility_w) if accelerators is None else f"{accelerators:,.0f} accelerators"
     flags = []
     if outputs["run_flop"]["p50"] > SCALE_LIMIT_FLOP:
-        flags.append(f"run FLOP above ~{fmt_value(SCALE_LIMIT_FLOP)}: Epoch (arXiv 2411.01137) finds data "
+        limit = f"{SCALE_LIMIT_FLOP:.0e}".replace("e+", "e")  # 1e28
+        flags.append(f"run FLOP above ~{limit}: Epoch (arXiv 2411.01137) finds data "
                      "movement cutting utilisation past this for a 3-month run; the MFU range is optimistic")
     return {"name": name, "facility_w": facility_w, "accelerators": accelerators,
             "outputs": outputs, "flags": flags}
@@ -540,122 +511,85 @@ def generations(table: specs.HardwareTable | None = None, assumptions: Assumptio
             "dtype": dtype, "sites_w": sites, "assumptions": a.to_dict(), "rows": rows}
 
 
-# ---------------------------------------------------------------- rendering
-
-
-def fmt_value(x: float | None, unit: str = "") -> str:
-    """Whole counts exactly; else 3 significant figures, with separators up to 1e9 (counts) or
-    between 100 and 1e6, and 1.23e28 beyond."""
-    if x is None:
-        return "—"
-    if unit == "count" and x == round(x) and x < 1e9:
-        return f"{x:,.0f}"
-    if unit == "count" and x < 1e9:
-        return f"{float(f'{x:.3g}'):,.0f}"
-    if 100 <= abs(x) < 1e6:
-        return f"{x:,.0f}"
-    s = f"{x:.3g}"
-    return s.replace("e+", "e").replace("e0", "e").replace("e-0", "e-")
-
-
-def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[str]:
-    def r(d: Mapping[str, Any]) -> str:
-        return str(Range(d["low"], d["mode"], d["high"]))
-    mc = f"; Monte Carlo {a['samples']} samples (triangular ranges), seed {a['seed']}" if monte_carlo else ""
-    return [f"PUE {r(a['pue'])}: {a['pue']['source']}",
-            f"MFU {r(a['mfu'])}: {a['mfu']['source']}",
-            f"goodput {r(a['goodput'])}: {a['goodput']['source']}",
-            f"network share W per accelerator {r(a['network_w'])}: {a['network_w']['source']}",
-            f"duration {a['days']:g} days{mc}"]
-
-
-def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
-    if fmt == "json":
-        return json.dumps(result, indent=2)
-    b, sites = result["basis"], result["sites"]
-    lines = [f"gwbench projection — {b['label']}",
-             f"{b['hardware']['name']}: dense {b['dtype']} peak {b['peak_tflops']:g} TFLOP/s "
-             f"({b['peak_source']})",
-             f"IT power per accelerator (before network): {Range(**b['node_w'])} W — "
-             f"{b['node_w']['source']}",
-             f"MFU rule: {b['mfu_rule']}"]
-    if b["sensor_error"]:
-        lines.append(f"power sensor error +-{b['sensor_error']:.0%} sampled (NVML, arXiv 2312.02741)")
-    lines += _assumption_lines(result["assumptions"])
-    headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} p50", f"{s['name']} p5 – p95")]
-    rows = []
-    for key, label, unit in OUTPUTS:
-        if key not in sites[0]["outputs"]:
+def flop_per_year_by_generation(keys: Sequence[str] | None = None, samples: int = 20_000
+                                ) -> tuple[list[str], dict[str, list[tuple[float, float, float]]]]:
+    """Spec-based training FLOP per year of each generation at each default site: (names,
+    {site: [(p50, p5, p95) per name]}). A generation without bf16 or power figures is left out."""
+    table = specs.load()
+    a = Assumptions(samples=samples)
+    names: list[str] = []
+    by_site: dict[str, list[tuple[float, float, float]]] = {}
+    for key in keys or REFERENCE_GENERATIONS:
+        acc = table.accelerators.get(key)
+        if acc is None or "bf16" not in acc.dense_tflops:
             continue
-        cells = [label, unit]
-        for s in sites:
-            o = s["outputs"][key]
-            spread = f"{fmt_value(o['p5'], unit)} – {fmt_value(o['p95'], unit)}"
-            cells += [fmt_value(o["p50"], unit), spread]
-        rows.append(cells)
-    flags = [f"{s['name']}: {f}" for s in sites for f in s["flags"]] + list(result["notes"])
-    bullet = "- " if fmt == "md" else ""
-    head = "\n".join(bullet + ln for ln in lines)
-    tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
-    return "\n\n".join(p for p in (head, specs.format_table(headers, rows, fmt), tail) if p)
-
-
-def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
-    if fmt == "json":
-        return json.dumps(result, indent=2)
-    site_names = [format_power(w) for w in result["sites_w"]]
-    headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
-    headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]
-    headers += ["FLOP per facility J", "vs H100"]
-    rows, skipped = [], []
-    for r in result["rows"]:
-        if "skipped" in r:
-            skipped.append(f"{r['name']}: {r['skipped']}")
+        try:
+            res = project(from_spec(acc, table, "bf16"), a)
+        except Exception:  # noqa: BLE001 -- a generation without power figures is left out
             continue
-        cells = [r["name"], r["status"], r["dtype"], f"{r['peak_tflops']:g}", f"{r['w_per_accelerator']:.0f}"]
-        for s in r["sites"]:
-            star = " *" if s["above_scale_limit"] else ""
-            cells += [fmt_value(s["accelerators"], "count"), fmt_value(s["flop_per_year"]) + star]
-        cells += [fmt_value(r["flop_per_joule"]), f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None]
-        rows.append(cells)
-    bullet = "- " if fmt == "md" else ""
-    head = [f"gwbench generations — {result['label']}"]
-    head += _assumption_lines(result["assumptions"], monte_carlo=False)
-    head.append("W per accelerator: system power / GPUs + network share, or TDP x 1.82 where the table "
-                "has no system (`gwbench specs NAME` for sources); preliminary rows are announced figures")
-    notes = [f"not shown: {s}" for s in skipped]
-    if any(s["above_scale_limit"] for r in result["rows"] for s in r.get("sites", [])):
-        days = result["assumptions"]["days"]
-        notes.append(f"* one {days:g}-day run above ~{fmt_value(SCALE_LIMIT_FLOP)} FLOP: "
-                     "Epoch (arXiv 2411.01137) finds data movement cutting utilisation past it")
-    tail = "\n".join(bullet + n for n in notes)
-    parts = ("\n".join(bullet + ln for ln in head), specs.format_table(headers, rows, fmt), tail)
-    return "\n\n".join(p for p in parts if p)
+        names.append(acc.name)
+        for s in res["sites"]:
+            o = s["outputs"]["flop_per_year"]
+            by_site.setdefault(s["name"], []).append((o["p50"], o["p5"], o["p95"]))
+    return names, by_site
 
 
-# ---------------------------------------------------------------- end of `gwbench run`
+# ---------------------------------------------------------------- a run's projection
 
 
-def project_run(run_dir: Path) -> str:
-    """The 1 GW / 10 GW projection for a finished run, as Markdown; also writes projection.json
-    and projection.md into the run folder. Never raises for a valid run folder: without a device
-    in the table, ok bf16 GEMM rows or a power reading, it says so in one line and shows the
-    spec-based projection of the reference generations instead."""
-    run_dir = Path(run_dir)
-    reason = None
+def project_measured_run(run_dir: Path) -> dict[str, Any]:
+    """The 1 GW / 10 GW projection at the end of `gwbench run`. Never raises for a valid run
+    folder: without a device in the table, ok bf16 GEMM rows or a power reading, the result is
+    the spec-based projection of the reference generations with `fallback_reason` saying why."""
     try:
         table = specs.load()
-        result: dict[str, Any] = project(from_run(run_dir, table, require_power=True))
-        text = render_projection(result, "md")
+        return project(from_run(Path(run_dir), table, require_power=True))
     except Exception as exc:  # noqa: BLE001 -- the end of a long run must not crash on the summary
         reason = " ".join(str(exc).split()) or type(exc).__name__
         result = generations(keys=REFERENCE_GENERATIONS)
         result["fallback_reason"] = reason
-        text = (f"No measured projection ({reason}); showing the spec-based projection of reference "
-                "generations, not measured.\n\n" + render_generations(result, "md"))
+        return result
+
+
+def run_projection(run_dir: Path) -> dict[str, Any]:
+    """The projection a report shows for a run: projection.json as the run wrote it, else one
+    computed now from the measured basis (20,000 samples), else {"fallback_reason": why}.
+    Kept while the folder's files are unchanged: publish asks twice per run (run page,
+    projection page), and computing one re-reads every row."""
+    run_dir = Path(run_dir)
+    stamp = tuple(_mtime(run_dir / f) for f in ("projection.json", "rows.jsonl", "run.json"))
+    key = (str(run_dir.resolve()), stamp)
+    if key not in _RUN_PROJECTIONS:
+        if len(_RUN_PROJECTIONS) > 256:
+            _RUN_PROJECTIONS.clear()
+        _RUN_PROJECTIONS[key] = _run_projection(run_dir)
+    return _RUN_PROJECTIONS[key]
+
+
+_RUN_PROJECTIONS: dict[tuple, dict[str, Any]] = {}
+
+
+def _mtime(path: Path) -> int | None:
     try:
-        (run_dir / "projection.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        (run_dir / "projection.md").write_text(text + "\n", encoding="utf-8")
-    except OSError as exc:
-        text += f"\n\n(could not write projection files: {exc})"
-    return text
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _run_projection(run_dir: Path) -> dict[str, Any]:
+    result = None
+    path = run_dir / "projection.json"
+    try:
+        if path.is_file():
+            result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        result = None
+    if isinstance(result, Mapping) and result.get("kind") == "gwbench.projection":
+        return dict(result)
+    reason = result.get("fallback_reason") if isinstance(result, Mapping) else None
+    if reason:
+        return {"fallback_reason": reason}
+    try:
+        return project(from_run(run_dir), Assumptions(samples=20_000))
+    except Exception as exc:  # noqa: BLE001 -- a report must render without a projection
+        return {"fallback_reason": " ".join(str(exc).split()), "computed": True}

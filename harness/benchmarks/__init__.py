@@ -1,10 +1,10 @@
 """The benchmark families, listed explicitly (no discovery by name).
 
-A family module defines FAMILY (its name), `cases(suite, ctx) -> list[Case]` and
-`run(case, ctx) -> Outcome`, raising SkipCase for a case that cannot run here. It may
-define `power_case(case) -> bool`: cases worth a sustained, power-measured window.
+Each module declares `FAMILY = Family(...)` (benchmarks/base.py): its name, the suite's cases,
+how one case is measured, its power cases and its option checks.
 """
 
 from harness.benchmarks import attention, collectives, gemm, memory
+from harness.benchmarks.base import Family
 
-FAMILIES = {m.FAMILY: m for m in (gemm, attention, collectives, memory)}
+FAMILIES: dict[str, Family] = {m.FAMILY.name: m.FAMILY for m in (gemm, attention, collectives, memory)}

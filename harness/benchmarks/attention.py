@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from harness.core.cases import Case, check_names, select
-from harness.measure.context import Context, Outcome
+from harness.benchmarks.base import Family
+from harness.core.result import Check, Outcome, check_within, merge_checks, relative_error
+from harness.measure.context import Context
 from harness.core.errors import SkipCase, one_line
 from harness.core.flops import ATTENTION_FLOP_CONVENTION, DTYPE_BYTES, attention_flop
 from harness.measure.timing import measure
@@ -34,7 +36,7 @@ try:  # torch >= 2.3
 except ImportError:  # pragma: no cover - older torch: only the unpinned default can run
     SDPBackend = sdpa_kernel = None
 
-FAMILY = "attention"
+NAME = "attention"
 OPS = ("fwd", "fwdbwd")
 DTYPES = ("fp32", "bf16", "fp16")
 TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -92,7 +94,7 @@ def _mk(op, dtype, backend, seq, head_dim, causal, heads=None, kv_heads=None, to
         label=""):
     heads = heads or HIDDEN // head_dim
     kv_heads = kv_heads or heads
-    return Case.make(FAMILY, op, dtype, backend=backend, batch=max(1, tokens // seq), seq=seq,
+    return Case.make(NAME, op, dtype, backend=backend, batch=max(1, tokens // seq), seq=seq,
                      heads=heads, kv_heads=kv_heads, head_dim=head_dim, causal=causal, label=label)
 
 
@@ -390,7 +392,7 @@ def run(case: Case, ctx: Context) -> Outcome:
         q = k = v = grad_out = result = None
         dev.empty_cache()
         raise SkipCase(f"out of memory: {oom}")
-    check = _merge_checks(row_check, small_check)
+    check = merge_checks(row_check, small_check)
     flop = attention_flop(b, h, s, sk, d, causal, case.op)
     e = DTYPE_BYTES[case.dtype]
     extra = {"backend": case.backend, "causal": causal, "gqa": att.gqa, "gqa_mode": att.gqa_mode,
@@ -431,13 +433,10 @@ def _probe(fn, backend: str, on_cuda: bool) -> None:
 
 def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
     got, ref = got.double(), ref.double()
-    scale = ref.abs().max().item()
-    err = (got - ref).abs().max().item()
-    rel = err / scale if scale > 0 else err
-    return float("inf") if rel != rel else rel  # NaN anywhere fails
+    return relative_error((got - ref).abs().max().item(), ref.abs().max().item())
 
 
-def _check_rows(att: _Attention, q, k, v, out, causal: bool, dtype: str) -> dict:
+def _check_rows(att: _Attention, q, k, v, out, causal: bool, dtype: str) -> Check:
     """The last CHECK_ROWS query rows of batch 0, head 0 of the timed output against
     softmax(q kᵀ/√d) v in fp32 on the same inputs (the rows that see the most keys)."""
     ax = att.head_axis
@@ -451,12 +450,10 @@ def _check_rows(att: _Attention, q, k, v, out, causal: bool, dtype: str) -> dict
                                     float("-inf"))
     ref = torch.softmax(scores, dim=-1) @ vs
     rel = _rel_err(sel(out, 0)[rows].float(), ref)
-    tol = TOLERANCE[dtype]
-    return {"ok": rel <= tol, "max_rel_err": rel, "tol": tol,
-            "reference": f"fp32 softmax(QKᵀ/√d)V on {len(rows)} rows of the timed output"}
+    return check_within(rel, TOLERANCE[dtype], f"fp32 softmax(QKᵀ/√d)V on {len(rows)} rows of the timed output")
 
 
-def verify(case: Case, dev) -> dict:
+def verify(case: Case, dev) -> Check:
     """Rerun the case's backend and dtype at a reduced size and compare output (and dq, dk,
     dv for fwdbwd) with the MATH backend in fp32 on the same rounded inputs."""
     p = case.p
@@ -481,8 +478,8 @@ def verify(case: Case, dev) -> dict:
             if not _refused(exc):
                 raise
             # The small shape is refused although the timed one ran: report, do not pass.
-            return {"ok": False, "max_rel_err": float("inf"), "tol": TOLERANCE[dtype],
-                    "reference": f"reduced-size rerun refused: {_reason(exc, caught)}"}
+            return check_within(float("inf"), TOLERANCE[dtype],
+                                f"reduced-size rerun refused: {_reason(exc, caught)}")
 
     # Reference: MATH in fp32, in SDPA layout, K/V expanded to the query heads.
     def ref_layout(t):
@@ -512,17 +509,9 @@ def verify(case: Case, dev) -> dict:
         for name, got, want in zip(("dq", "dk", "dv"), (dq, dk, dv), ref_grads):
             errs[name] = _rel_err(got, want) / GRAD_TOLERANCE_FACTOR
     worst = max(errs, key=errs.get)
-    tol = TOLERANCE[dtype]
-    return {"ok": errs[worst] <= tol, "max_rel_err": errs[worst], "tol": tol,
-            "reference": (f"MATH fp32 at b=1 h={h_s} kv={kv_s} s={s}: worst {worst}"
-                          + (f" (grads scored at 1/{GRAD_TOLERANCE_FACTOR:g})" if grad else ""))}
-
-
-def _merge_checks(*checks: dict) -> dict:
-    worst = max(checks, key=lambda c: c["max_rel_err"])
-    return {"ok": all(c["ok"] for c in checks), "max_rel_err": worst["max_rel_err"],
-            "tol": worst["tol"], "reference": "; ".join(c["reference"] for c in checks),
-            "parts": list(checks)}
+    return check_within(errs[worst], TOLERANCE[dtype],
+                        f"MATH fp32 at b=1 h={h_s} kv={kv_s} s={s}: worst {worst}"
+                        + (f" (grads scored at 1/{GRAD_TOLERANCE_FACTOR:g})" if grad else ""))
 
 
 # Shape given a sustained, power-measured window (--sustain): the published anchor shape
@@ -540,3 +529,10 @@ def power_case(case: Case, backend: str) -> bool:
         return False
     p = case.p
     return (case.op, case.dtype, case.backend, p.get("seq"), p.get("head_dim"), p.get("causal")) == want
+
+
+def check_options(options) -> None:
+    check_backends(options.get("attn_backends"))
+
+
+FAMILY = Family(NAME, cases, run, power_case, check_options)

@@ -3,12 +3,18 @@
 Method (nccl-tests, docs/sources.md "Collectives"): every size is warmed up; each trial
 times `iters` back-to-back calls with the host clock and one sync; each rank's time is
 reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t and busbw
-with nccl-tests' factors (harness/nccl_tests.py). Correctness is checked in separate,
+with nccl-tests' factors (core/flops.py). Correctness is checked in separate,
 untimed calls on known rank-dependent inputs and counted as wrong elements. `run` is
 called on every rank in lockstep; the runner keeps rank 0's row. Before a case's first
 collective, and after each untimed result check, the ranks agree that each got through: one
 rank's failure (an OOM) fails the case on every rank instead of leaving the others waiting
 out --dist-timeout.
+
+Why not measure/timing.measure(): a sample here is one trial's time averaged across ranks
+(nccl-tests reduces each rank's mean of `iters` back-to-back calls, and we keep the max as
+well), which needs an all_reduce after each timed loop; measure() times one process's calls
+one by one. The Measurement it fills is the same record (core/result.py), with no telemetry
+window: power_case is False (rank 0's window would see one GPU of many).
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ import time
 
 import torch
 
-from harness.analysis import nccl_tests
+from harness.benchmarks.base import Family
 from harness.core.cases import Case
-from harness.measure.context import Context, Outcome
-from harness.measure.dist import PeerLost
 from harness.core.errors import SkipCase, UsageError, one_line
-from harness.core.flops import gbps
-from harness.measure.timing import Measurement
+from harness.core.flops import busbw_factor, busbw_gbps, gbps
+from harness.core.result import Measurement, Outcome, check_within
+from harness.measure.context import Context
+from harness.measure.dist import PeerLost
 
-FAMILY = "collectives"
+NAME = "collectives"
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # (op, placement): torch has all_reduce, broadcast and reduce only in place (one tensor);
@@ -93,7 +99,7 @@ def cases(suite: str, ctx: Context) -> list[Case]:
     if ctx.world_size < 2:
         swept = swept[:1]  # every case is a skipped row anyway: one per collective says why
     dtypes = ctx.options.get("dtypes") or SUITE_DTYPES[suite]
-    return [Case.make(FAMILY, op, dt, backend=backend, world_size=ctx.world_size,
+    return [Case.make(NAME, op, dt, backend=backend, world_size=ctx.world_size,
                       size_bytes=s, placement=pl, label=f"{op} {pl.replace('_', '-')}")
             for dt in dtypes for op, pl in OPS for s in swept]
 
@@ -362,7 +368,7 @@ def run(case: Case, ctx: Context) -> Outcome:
     except Exception as exc:
         raise _lost(ctx, case, exc) from None
     t = sorted(samples)[len(samples) // 2]
-    factor = nccl_tests.busbw_factor(case.op, n)
+    factor = busbw_factor(case.op, n)
     alg = gbps(size, t)  # algbw = S / t (nccl-tests)
     extra = {"size_bytes": size, "count": count, "iters": iters, "warmup_iters": WARMUP_ITERS,
              "time_us": t * 1e6, "time_max_s": sorted(maxes)[len(maxes) // 2],
@@ -371,9 +377,9 @@ def run(case: Case, ctx: Context) -> Outcome:
              "wrong": wrong, "nranks": n, "placement": p["placement"],
              "redop": "sum" if case.op in ("all_reduce", "reduce", "reduce_scatter") else "none",
              "root": 0 if case.op in ("broadcast", "reduce") else -1,
-             "busbw_max_gbps": nccl_tests.busbw_gbps(case.op, n, size, sorted(maxes)[len(maxes) // 2])}
-    check = {"ok": wrong == 0, "wrong": wrong, "max_rel_err": max(rel, rel2),
-             "tol": TOLERANCE[case.dtype], "reference": "rank-dependent integer pattern, 2 untimed calls"}
+             "busbw_max_gbps": busbw_gbps(case.op, n, size, sorted(maxes)[len(maxes) // 2])}
+    check = check_within(max(rel, rel2), TOLERANCE[case.dtype],
+                         "rank-dependent integer pattern, 2 untimed calls", ok=wrong == 0, wrong=wrong)
     m = Measurement(samples_s=samples, n_warmup=WARMUP_ITERS, estimate_s=t, window_s=sum(samples) * iters)
     return Outcome(measurement=m, nbytes=size, check=check, extra=extra)
 
@@ -389,3 +395,12 @@ def _lost(ctx: Context, case: Case, exc: Exception) -> PeerLost:
                         f"{ctx.options.get('dist_timeout_s', '?')} s?): {one_line(exc, 300)}")
     return PeerLost(f"rank {ctx.rank}: {case.op} failed between the ranks' agreed steps, so the "
                     f"ranks are out of step: {type(exc).__name__}: {one_line(exc, 300)}")
+
+
+def check_options(options) -> None:
+    """--sizes is parsed up front, whichever families run."""
+    if options.get("coll_sizes"):
+        parse_sizes(options["coll_sizes"])
+
+
+FAMILY = Family(NAME, cases, run, power_case, check_options)

@@ -21,14 +21,16 @@ import numpy as np
 import torch
 
 from harness.measure import device as devmod
-from harness.measure import cupy_kernels as kernels_cupy
+from harness.measure import cupy_kernels
 from harness.core.cases import Case
-from harness.measure.context import Context, Outcome
+from harness.benchmarks.base import Family
+from harness.core.result import Check, Outcome, check_within, relative_error
+from harness.measure.context import Context
 from harness.core.errors import SkipCase
 from harness.core.flops import STREAM_WORDS, fma_flop, stream_bytes
 from harness.measure.timing import measure
 
-FAMILY = "memory"
+NAME = "memory"
 STREAM_OPS = tuple(STREAM_WORDS)  # copy, scale, add, triad, dot
 TRANSFER_OPS = ("h2d", "d2h", "bidir", "d2d", "p2p_write", "p2p_read")
 TORCH_DTYPE = {"fp32": torch.float32, "fp64": torch.float64}
@@ -79,26 +81,11 @@ BYTE_CONVENTION = {
 
 # ---------------------------------------------------------------- sizes and cases
 
-def llc_bytes(dev: devmod.Device) -> int:
-    """Last-level cache of the whole device: L2 on a GPU, L3 summed over its domains on a
-    CPU (one L3 per socket or CCX), never less than the private L2s together."""
-    if dev.is_cuda:
-        return dev.cache_bytes()
-    l3 = devmod._cpu_cache_bytes(level=3) or 0
-    domains = set()
-    for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cache/index3/shared_cpu_list"):
-        try:
-            domains.add(f.read_text().strip())
-        except OSError:
-            pass
-    return max(l3 * max(1, len(domains)), dev.cache_bytes())
-
-
 def stream_elements(dev: devmod.Device, dtype: str) -> int:
     """Elements per array: ≥ 4× the last-level cache, rounded up to 2^20 elements."""
     eb = torch.finfo(TORCH_DTYPE[dtype]).bits // 8
     floor = GPU_MIN_ARRAY_BYTES if dev.is_cuda else CPU_MIN_ARRAY_BYTES
-    nbytes = max(floor, CACHE_MULTIPLE * llc_bytes(dev))
+    nbytes = max(floor, CACHE_MULTIPLE * dev.last_level_cache_bytes())
     return math.ceil(nbytes / eb / ROUND_ELEMENTS) * ROUND_ELEMENTS
 
 
@@ -110,9 +97,9 @@ def cases(suite: str, ctx: Context) -> list[Case]:
         for dt in dtypes:
             n = stream_elements(dev, dt)
             for backend in ("cupy-kernel", "torch"):
-                out += [Case.make(FAMILY, op, dt, backend=backend, n=n, label="hbm")
+                out += [Case.make(NAME, op, dt, backend=backend, n=n, label="hbm")
                         for op in STREAM_OPS]
-        out += [Case.make(FAMILY, "peak_fma", dt, backend="cupy-kernel", iters=PEAK_ITERS,
+        out += [Case.make(NAME, "peak_fma", dt, backend="cupy-kernel", iters=PEAK_ITERS,
                           label="peak arithmetic") for dt in ("fp32", "fp16")]
         out += _transfer_cases(suite)
         if suite != "quick" and torch.cuda.device_count() > 1:
@@ -126,9 +113,9 @@ def cases(suite: str, ctx: Context) -> list[Case]:
         # Each numpy cross-check right after its torch case: on a shared machine, figures
         # taken minutes apart differ by more than the 10% the cross-check is judged by.
         for op in torch_ops:
-            out.append(Case.make(FAMILY, op, dt, backend="torch", n=n, label="dram"))
+            out.append(Case.make(NAME, op, dt, backend="torch", n=n, label="dram"))
             if op in numpy_ops:
-                out.append(Case.make(FAMILY, op, dt, backend="numpy", n=n, label="dram cross-check"))
+                out.append(Case.make(NAME, op, dt, backend="numpy", n=n, label="dram cross-check"))
     return out
 
 
@@ -140,8 +127,8 @@ def _transfer_cases(suite: str) -> list[Case]:
     else:
         combos = [(op, mem) for op in ("h2d", "d2h", "bidir") for mem in ("pinned", "pageable")]
     for op, mem in combos:
-        out += [Case.make(FAMILY, op, "u8", size_bytes=s, host_mem=mem, label="host") for s in sizes]
-    out += [Case.make(FAMILY, "d2d", "u8", size_bytes=s, label="device-local") for s in sizes]
+        out += [Case.make(NAME, op, "u8", size_bytes=s, host_mem=mem, label="host") for s in sizes]
+    out += [Case.make(NAME, "d2d", "u8", size_bytes=s, label="device-local") for s in sizes]
     return out
 
 
@@ -150,9 +137,9 @@ def _p2p_cases(count: int) -> list[Case]:
     for src in range(count):
         for dst in range(count):
             if src != dst:
-                out.append(Case.make(FAMILY, "p2p_write", "u8", src=src, dst=dst,
+                out.append(Case.make(NAME, "p2p_write", "u8", src=src, dst=dst,
                                      size_bytes=P2P_BYTES, label="peer"))
-                out.append(Case.make(FAMILY, "p2p_read", "u8", backend="cupy", src=src, dst=dst,
+                out.append(Case.make(NAME, "p2p_read", "u8", backend="cupy", src=src, dst=dst,
                                      size_bytes=P2P_BYTES, label="peer"))
     return out
 
@@ -217,7 +204,7 @@ def _stream(case: Case, ctx: Context) -> Outcome:
     eb = _elem_bytes(case.dtype)
     n = int(case.p["n"])
     if backend == "cupy-kernel":
-        kernels_cupy.cupy_module()  # no CuPy: skipped, whatever the device
+        cupy_kernels.cupy_module()  # no CuPy: skipped, whatever the device
         if not dev.is_cuda:
             raise SkipCase("the CuPy kernels need a CUDA GPU")
     elif backend == "numpy" and dev.is_cuda:
@@ -230,7 +217,7 @@ def _stream(case: Case, ctx: Context) -> Outcome:
     kern = None
     if backend == "cupy-kernel":
         sfx = "f32" if case.dtype == "fp32" else "f64"
-        kern = kernels_cupy.load("stream.cu", dev.index, (f"{op}_{sfx}",))[f"{op}_{sfx}"]
+        kern = cupy_kernels.load("stream.cu", dev.index, (f"{op}_{sfx}",))[f"{op}_{sfx}"]
 
     tdt = TORCH_DTYPE[case.dtype]
     device = dev.torch_device
@@ -240,7 +227,7 @@ def _stream(case: Case, ctx: Context) -> Outcome:
     c = torch.empty(n, dtype=tdt, device=device)
     result: dict = {}
     extra = {"byte_convention": BYTE_CONVENTION["stream"], "array_bytes": n * eb,
-             "llc_bytes": llc_bytes(dev), "scalar": SCALAR}
+             "llc_bytes": dev.last_level_cache_bytes(), "scalar": SCALAR}
 
     pool = None
     if backend == "torch":
@@ -327,10 +314,10 @@ def _kernel_stream(op, kern, a, b, c, q, dtype, dev):
         vec = 16 // a.element_size()
         grid = max(1, -(-(a.numel() // vec) // (STREAM_BLOCK * STREAM_UNROLL)))
     partial = torch.zeros(grid, dtype=a.dtype, device=a.device)
-    launch = kernels_cupy.Launcher(dev.index)
+    launch = cupy_kernels.Launcher(dev.index)
     qs = np.float32(q) if dtype == "fp32" else np.float64(q)
     n = np.int64(a.numel())
-    ca, cb, cc, cp = (kernels_cupy.as_cupy(t) for t in (a, b, c, partial))
+    ca, cb, cc, cp = (cupy_kernels.as_cupy(t) for t in (a, b, c, partial))
     args = {"copy": (ca, cc, n), "scale": (ca, cc, qs, n), "add": (ca, cb, cc, n),
             "triad": (ca, cb, cc, qs, n), "dot": (ca, cb, cp, n)}[op]
 
@@ -338,7 +325,7 @@ def _kernel_stream(op, kern, a, b, c, q, dtype, dev):
         launch(kern, grid, STREAM_BLOCK, args)
 
     info = {"partial": partial, "grid": grid, "block": STREAM_BLOCK, "vector_bytes": 16,
-            "arch": kernels_cupy.arch(dev.index), "compiler": "nvrtc via cupy.RawModule"}
+            "arch": cupy_kernels.arch(dev.index), "compiler": "nvrtc via cupy.RawModule"}
     return fn, info
 
 
@@ -353,7 +340,7 @@ def _expected(op: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def verify(op: str, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dot: float | None,
-           dtype: str, full: bool) -> dict:
+           dtype: str, full: bool) -> Check:
     """Compare against float64. `full` checks every element (cheap on a GPU); otherwise a
     strided sample of ~1M elements plus the first and last 4096 (where tails go wrong).
     The dot product is always recomputed in full, in float64."""
@@ -365,10 +352,9 @@ def verify(op: str, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dot: floa
         else:  # einsum casts chunk by chunk and sums in float64, without a float64 copy
             ref = float(np.einsum("i,i->", a.numpy(), b.numpy(), dtype=np.float64))
         err = abs(dot - ref) if dot == dot else float("inf")
-        rel = err / abs(ref) if ref else err  # positive inputs: |sum| = sum of |terms|
-        tol = DOT_TOLERANCE[dtype]
-        return {"ok": bool(rel <= tol), "max_rel_err": rel, "tol": tol,
-                "reference": "float64 dot over every element"}
+        # positive inputs: |sum| = sum of |terms|
+        return check_within(relative_error(err, abs(ref)), DOT_TOLERANCE[dtype],
+                            "float64 dot over every element")
     if full:
         err, scale = 0.0, 0.0
         for s in range(0, n, VERIFY_CHUNK):
@@ -385,41 +371,36 @@ def verify(op: str, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dot: floa
         err = (c[idx].double() - ref).abs().max().item()
         scale = ref.abs().max().item()
         where = f"{idx.numel()} sampled elements (stride {step}, head and tail)"
-    rel = err / scale if scale > 0 else err
-    if rel != rel:
-        rel = float("inf")
-    tol = TOLERANCE[dtype]
-    return {"ok": bool(rel <= tol), "max_rel_err": rel, "tol": tol,
-            "reference": f"float64 on {where}"}
+    return check_within(relative_error(err, scale), TOLERANCE[dtype], f"float64 on {where}")
 
 
 # ---------------------------------------------------------------- peak arithmetic
 
 def _peak(case: Case, ctx: Context) -> Outcome:
     dev = ctx.dev
-    kernels_cupy.cupy_module()
+    cupy_kernels.cupy_module()
     if not dev.is_cuda:
         raise SkipCase("the peak-FMA kernels need a CUDA GPU")
     if case.dtype not in PEAK_TOLERANCE:
         raise SkipCase(f"peak FMA runs fp32 and fp16 (half2), not {case.dtype}")
     name = "fma_f32" if case.dtype == "fp32" else "fma_f16x2"
-    kern = kernels_cupy.load("peak.cu", dev.index, (name,))[name]
+    kern = cupy_kernels.load("peak.cu", dev.index, (name,))[name]
     props = torch.cuda.get_device_properties(dev.index)
     block = 256
     grid = props.multi_processor_count * max(
         1, getattr(props, "max_threads_per_multi_processor", 2048) // block)
     threads = grid * block
     iters = int(case.p["iters"])
-    launch = kernels_cupy.Launcher(dev.index)
+    launch = cupy_kernels.Launcher(dev.index)
     if case.dtype == "fp32":
         out = torch.zeros(threads, dtype=torch.float32, device=dev.torch_device)
-        args = (kernels_cupy.as_cupy(out), np.float32(15 / 16), np.float32(1 / 16), np.int32(iters))
+        args = (cupy_kernels.as_cupy(out), np.float32(15 / 16), np.float32(1 / 16), np.int32(iters))
         lanes = 1
     else:
         out = torch.zeros(threads, dtype=torch.int32, device=dev.torch_device)
         m2 = _half2_bits(15 / 16)
         s2 = _half2_bits(1 / 16)
-        args = (kernels_cupy.as_cupy(out), np.uint32(m2), np.uint32(s2), np.int32(iters))
+        args = (cupy_kernels.as_cupy(out), np.uint32(m2), np.uint32(s2), np.int32(iters))
         lanes = 2
 
     def fn():
@@ -427,17 +408,13 @@ def _peak(case: Case, ctx: Context) -> Outcome:
 
     meas = measure(fn, dev, ctx.budget, clock=ctx.clock, window=ctx.window)
     got = out.double() if case.dtype == "fp32" else out.view(torch.float16).double()
-    err = (got - 1.0).abs().max().item()
-    if err != err:
-        err = float("inf")
-    tol = PEAK_TOLERANCE[case.dtype]
-    check = {"ok": bool(err <= tol), "max_rel_err": err, "tol": tol,
-             "reference": "every chain's fixed point s / (1 - m) = 1"}
+    err = relative_error((got - 1.0).abs().max().item(), 1.0)
+    check = check_within(err, PEAK_TOLERANCE[case.dtype], "every chain's fixed point s / (1 - m) = 1")
     flop = fma_flop(threads * iters * PEAK_ACC, lanes)
     return Outcome(measurement=meas, flop=flop, check=check,
                    extra={"grid": grid, "block": block, "chains_per_thread": PEAK_ACC,
                           "flop_convention": "2 FLOP per FMA; half2 FMA = 2 FMAs",
-                          "arch": kernels_cupy.arch(dev.index)})
+                          "arch": cupy_kernels.arch(dev.index)})
 
 
 def _half2_bits(x: float) -> int:
@@ -525,7 +502,7 @@ def _transfer(case: Case, ctx: Context) -> Outcome:
     return Outcome(measurement=meas, nbytes=ways * size, check=check, extra=extra)
 
 
-def _check_copies(pairs) -> dict:
+def _check_copies(pairs) -> Check:
     """Every copy must be bit-exact: compare a strided sample and the last bytes."""
     bad = 0
     for src, dst in pairs:
@@ -533,8 +510,8 @@ def _check_copies(pairs) -> dict:
         step = max(1, n // SAMPLE_POINTS) | 1
         for sl in (slice(0, n, step), slice(max(0, n - 4096), n)):
             bad += int((src[sl].cpu() != dst[sl].cpu()).sum().item())
-    return {"ok": bad == 0, "max_rel_err": float(bad), "tol": 0.0,
-            "reference": "bytes equal to the source on a strided sample and the tail"}
+    # Bit-exact: the "error" is the count of differing bytes, and none is tolerated.
+    return check_within(float(bad), 0.0, "bytes equal to the source on a strided sample and the tail")
 
 
 def _p2p(case: Case, ctx: Context) -> Outcome:
@@ -547,7 +524,7 @@ def _p2p(case: Case, ctx: Context) -> Outcome:
         raise SkipCase(f"peer copy {src}->{dst} needs {max(src, dst) + 1} GPUs; {count} visible")
     reader = case.op == "p2p_read"
     if reader:
-        cupy = kernels_cupy.cupy_module()
+        cupy = cupy_kernels.cupy_module()
     timing = dst if reader else src
     tdev = devmod.Device("cuda", timing)
     for idx in (src, dst):
@@ -581,3 +558,6 @@ def _p2p(case: Case, ctx: Context) -> Outcome:
                           "timed_on": f"cuda:{timing}",
                           "method": "cudaMemcpyPeerAsync on the reader's stream" if reader
                           else "torch copy_ on the writer's stream"})
+
+
+FAMILY = Family(NAME, cases, run, power_case)

@@ -17,14 +17,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.analysis import compare
-    from harness.present.report import html_page
+    from harness.analysis.compare import compare
+    from harness.present.compare import render_html, render_md
+    from harness.present.html import html_page
 
-    results = compare.compare(args.runs)
+    results = compare(args.runs)
     if args.format == "json":
         print(json.dumps(results, indent=1))
     elif args.format == "html":
-        print(html_page("gwbench compare", "\n".join(compare.render_html(r) for r in results)), end="")
+        print(html_page("gwbench compare", "\n".join(render_html(r) for r in results)), end="")
     else:
-        print("\n\n".join(compare.render_md(r, show_same=not args.changed) for r in results))
+        print("\n\n".join(render_md(r, show_same=not args.changed) for r in results))
     return 0

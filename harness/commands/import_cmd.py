@@ -22,8 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.analysis import nccl_tests
+    from harness.core.flops import BUSBW_FACTORS
     from harness.core.errors import UsageError
-    from harness.core.store import SCHEMA_VERSION, RunStore, git_info, make_run_id, now_iso
+    from harness.core.store import RunStore, git_info, make_run_id, now_iso
 
     try:
         data = args.logfile.read_bytes()
@@ -33,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     coll = args.collective or nccl_tests.collective_from_name(str(args.logfile))
     if coll is None:
         raise UsageError(f"{args.logfile}: cannot tell the collective from the file name; "
-                         f"pass --collective ({', '.join(nccl_tests.BUSBW_FACTORS)})")
+                         f"pass --collective ({', '.join(BUSBW_FACTORS)})")
     parsed = nccl_tests.parse_log(text, coll, where=str(args.logfile))
     if args.nranks is not None:
         if args.nranks < 1:
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
                             "hosts": parsed["hosts"]},
             "n_cases": 2 * len(parsed["results"])}
     store = RunStore.create(args.out, make_run_id(host, "nccltests"), meta)
-    rows = nccl_tests.rows_from_log(parsed, store.meta["run_id"], str(args.logfile), SCHEMA_VERSION)
+    rows = nccl_tests.rows_from_log(parsed, store.meta["run_id"], str(args.logfile))
     for row in rows:
         store.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from harness.commands.common import add_case_selection
 from harness.core.cases import SUITES
 
 NAME = "list"
@@ -11,20 +12,12 @@ HELP = "list the cases of a suite (per family) on a device"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from harness.commands.run import _csv
-
-    p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)}")
-    p.add_argument("--only", type=_csv, default=[], metavar="FAMILY[,FAMILY]")
-    p.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
-    p.add_argument("--dtype", dest="dtypes", type=_csv, default=None)
-    p.add_argument("--search", action="store_true")
-    for dim in ("m", "n", "k"):
-        p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]")
+    add_case_selection(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.measure import device
     from harness import runner
+    from harness.measure import device
 
     cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
                            dtypes=args.dtypes, search=args.search, m_range=args.m_range,

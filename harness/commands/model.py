@@ -1,6 +1,6 @@
 """`gwbench model`: predicted step time, MFU, memory and goodput of a training layout.
 
-Parsing only; the model lives in harness/perfmodel*.py.
+Parsing only; the model lives in harness/analysis/perfmodel/, its rendering in present/model.py.
 """
 
 from __future__ import annotations
@@ -8,19 +8,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.analysis.perfmodel import step as PM
-from harness.analysis.perfmodel import goodput as G
-from harness.analysis.perfmodel import profile as PP
-from harness.analysis.perfmodel import predict as R
+from harness.analysis.perfmodel import goodput, predict, profile, step
 from harness.core import specs
 from harness.core.errors import UsageError
+from harness.core.store import read_meta
+from harness.present.model import render
 
 NAME = "model"
 HELP = "predict training step time, MFU, memory per GPU and goodput from measured or spec rates"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="405b", help=f"preset: {', '.join(PM.PRESETS)} (default 405b)")
+    parser.add_argument("--model", default="405b", help=f"preset: {', '.join(step.PRESETS)} (default 405b)")
     parser.add_argument("--gpus", type=int, default=16384, help="GPUs in the job (default 16384)")
     parser.add_argument("--tp", type=int, default=8)
     parser.add_argument("--pp", type=int, default=16)
@@ -30,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq", type=int, default=8192, help="sequence length")
     parser.add_argument("--batch-tokens", type=int, default=16 * 2**20, help="global batch in tokens (16M)")
     parser.add_argument("--zero", type=int, default=1, help="0 none, 1 optimizer, 2 +grads, 3 +params (FSDP)")
-    parser.add_argument("--recompute", default="none", choices=PM.RECOMPUTE)
-    parser.add_argument("--precision", default="bf16", choices=PM.PRECISIONS)
+    parser.add_argument("--recompute", default="none", choices=step.RECOMPUTE)
+    parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS)
     parser.add_argument("--hardware", metavar="NAME", help="spec table profile (with --from: fills lacking rows)")
     parser.add_argument("--from", dest="from_run", metavar="RUN_DIR", type=Path, help="measured profile")
     parser.add_argument("--search", action="store_true", help="find the fastest layout that fits")
@@ -39,44 +38,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("md", "text", "json"), default="md")
 
 
-def profile(args: argparse.Namespace, table: specs.HardwareTable) -> PP.Profile:
+def rates(args: argparse.Namespace, table: specs.HardwareTable) -> profile.Profile:
     if args.from_run:
-        return PP.from_run(args.from_run, table, args.precision, fill=args.hardware)
+        return profile.from_run(args.from_run, table, args.precision, fill=args.hardware)
     if not args.hardware:
         raise UsageError("give --hardware NAME (spec table) or --from RUN_DIR (measured)")
-    return PP.from_spec(args.hardware, table, args.precision)
+    return profile.from_spec(args.hardware, table, args.precision)
 
 
 def main(args: argparse.Namespace) -> int:
     table = specs.load(args.hardware_file)
-    model = PM.preset(args.model)
-    p = profile(args, table)
+    model = step.preset(args.model)
+    p = rates(args, table)
     if args.gpus < 1:
         raise UsageError(f"--gpus must be >= 1, got {args.gpus}")
-    lay = PM.Layout(args.gpus, args.tp, args.pp, args.cp, args.vpp, args.micro_batch, args.seq,
+    lay = step.Layout(args.gpus, args.tp, args.pp, args.cp, args.vpp, args.micro_batch, args.seq,
                     args.batch_tokens, args.zero, args.recompute, args.precision)
     info = None
     if args.search:
-        r, tried, fit = R.search(model, lay, p)
+        r, tried, fit = predict.search(model, lay, p)
         info = {"tried": tried, "fit": fit}
         lay = r.layout
     else:
-        r = PM.step(model, lay, p)
-    mfu = R.mfu_range(model, lay, p)
+        r = step.step(model, lay, p)
+    mfu = predict.mfu_range(model, lay, p)
     hw = args.hardware or (_run_device(args.from_run) if args.from_run else p.name)
     try:
-        sites = R.site_goodput(hw, table)
+        sites = predict.site_goodput(hw, table)
     except UsageError:
-        sites = R.site_goodput(None, table)
-    print(R.render(R.result_dict(model, r, p, mfu, G.goodput(args.gpus), sites, info), args.format))
+        sites = predict.site_goodput(None, table)
+    print(render(predict.result_dict(model, r, p, mfu, goodput.goodput(args.gpus), sites, info), args.format))
     return 0
 
 
 def _run_device(run_dir: Path) -> str | None:
     """The measured run's device name, for the spec entry the site goodput is sized from
     (the profile's own name carries the run id and is no table key)."""
-    from harness.analysis.projection import read_run
-
-    meta, _ = read_run(run_dir)
+    meta = read_meta(run_dir)
     device = meta.get("device")
     return device.get("name") if isinstance(device, dict) else None

@@ -1,6 +1,7 @@
 """`gwbench project`: facility power (or a fixed cluster) -> training FLOP, with ranges.
 
-Parsing only; the model lives in harness/projection.py and the figures in harness/specs.py.
+Parsing only; the model lives in harness/analysis/projection.py, the figures in
+harness/core/specs.py, the rendering in harness/present/projection.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from harness.analysis import projection
 from harness.core import specs
 from harness.core.errors import UsageError
+from harness.present.projection import render_generations, render_projection
 
 NAME = "project"
 HELP = "project 1 GW / 10 GW (or a fixed cluster) of an accelerator to training FLOP, with ranges"
@@ -80,18 +82,18 @@ def main(args: argparse.Namespace) -> int:
     assumptions = _assumptions(args)
     if args.generations:
         result = projection.generations(table, assumptions, sites_w=sites_w, dtype=args.dtype)
-        print(projection.render_generations(result, args.format))
+        print(render_generations(result, args.format))
         return 0
     if args.from_run:
         basis = projection.from_run(args.from_run, table, args.dtype, args.as_name)
     else:
         basis = projection.from_spec(args.hardware, table, args.dtype)
     if args.perf_model:
-        from harness.analysis.perfmodel import predict as perfmodel_report
-        basis, assumptions, note = perfmodel_report.predicted_assumptions(
+        from harness.analysis.perfmodel import predict  # the model is optional: imported only when asked
+        basis, assumptions, note = predict.predicted_assumptions(
             args.perf_model, basis, assumptions, table, args.from_run, args.job_gpus, args.dtype)
     result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators)
     if args.perf_model:
         result["notes"].append(note)
-    print(projection.render_projection(result, args.format))
+    print(render_projection(result, args.format))
     return 0

@@ -17,9 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.present.report import render
+    from harness.analysis.projection import run_projection
     from harness.core.store import load_run
+    from harness.present.report import render
 
     meta, rows = load_run(args.run_dir)
-    print(render(meta, rows, args.format, run_dir=args.run_dir), end="")
+    # The Markdown and HTML headers show the run's projection; the data formats do not.
+    projection = run_projection(args.run_dir) if args.format in ("md", "html") else None
+    print(render(meta, rows, args.format, projection=projection), end="")
     return 0

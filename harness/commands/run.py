@@ -6,34 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.core.cases import DTYPES, SUITES
+from harness.commands.common import add_case_selection, csv_list
 from harness.core.errors import UsageError
 
 NAME = "run"
 HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
 
 
-def _csv(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:  # "--only ," must not quietly mean "everything"
-        raise argparse.ArgumentTypeError(f"expected NAME[,NAME], got {text!r}")
-    return names
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)} (default quick)")
-    p.add_argument("--only", type=_csv, default=[], metavar="FAMILY[,FAMILY]",
-                   help="run only these families (gemm, ...)")
-    p.add_argument("--device", default="auto", help="auto (default), cuda, cuda:N or cpu")
-    p.add_argument("--dtype", dest="dtypes", type=_csv, default=None, metavar="DTYPE[,DTYPE]",
-                   help=f"only these dtypes ({', '.join(DTYPES)})")
+    add_case_selection(p)
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
-    p.add_argument("--search", action="store_true",
-                   help="GEMM maximum-achievable search over --m/n/k-range (mamf-finder style)")
-    for dim in ("m", "n", "k"):
-        p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
-                       help=f"search range of {dim} (STOP inclusive)")
     p.add_argument("--data", default="randn", help="GEMM input distribution: randn (default) or zeros")
     p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case (ms)")
     p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case (ms)")
@@ -51,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the launch's ranks are joined instead")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a rank waits for the others (joining, each collective) before failing")
-    p.add_argument("--attn-backend", dest="attn_backends", type=_csv, default=None, metavar="NAME[,NAME]",
+    p.add_argument("--attn-backend", dest="attn_backends", type=csv_list, default=None, metavar="NAME[,NAME]",
                    help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
                         "sdpa-math, sdpa-default, flash_attn, flash_attn3")
     p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
@@ -85,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     if cfg.search:
         print(_search_best(rows))
     if not args.no_projection and code != runner.EXIT_INTERRUPTED:
-        print(_projection(store.dir))
+        print(write_projection(store))
     if code == runner.EXIT_INTERRUPTED:
         print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
     return code
@@ -121,12 +104,22 @@ def _search_best(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _projection(run_dir: Path) -> str:
+def write_projection(store) -> str:
+    """The 1 GW / 10 GW projection of the finished run, printed and written beside its rows
+    (projection.json, projection.md)."""
+    import json
+
+    from harness.analysis.projection import project_measured_run
+    from harness.present.projection import render_run_projection
+
     try:
-        from harness.analysis import projection
-    except ImportError as exc:
-        return f"projection unavailable: {exc}"
-    try:
-        return projection.project_run(run_dir)
+        result = project_measured_run(store.dir)
+        text = render_run_projection(result)
     except Exception as exc:  # the run's rows are safe; a projection bug must not hide them
         return f"projection failed: {type(exc).__name__}: {exc}"
+    try:
+        store.write_text("projection.json", json.dumps(result, indent=2) + "\n")
+        store.write_text("projection.md", text + "\n")
+    except OSError as exc:
+        text += f"\n\n(could not write projection files: {exc})"
+    return text

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from harness.core import specs
+from harness.present.specs import describe, overview
 
 NAME = "specs"
 HELP = "show the hardware table (dense peaks, memory, power, systems) with sources"
@@ -27,12 +28,12 @@ def main(args: argparse.Namespace) -> int:
         if args.format == "json":
             out = json.dumps(entry.to_dict(), indent=2)
         else:
-            out = specs.describe(entry, args.format)
+            out = describe(entry, args.format)
     elif args.format == "json":
         out = json.dumps({"path": table.path,
                           "accelerators": [a.to_dict() for a in table.accelerators.values()],
                           "systems": [s.to_dict() for s in table.systems.values()]}, indent=2)
     else:
-        out = specs.overview(table, args.format)
+        out = overview(table, args.format)
     print(out)
     return 0

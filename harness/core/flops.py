@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 DTYPE_BYTES = {"fp64": 8, "fp32": 4, "tf32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "fp4": 0.5}
 
 
@@ -70,3 +72,33 @@ def fma_flop(n_fma: int, lanes: int = 1) -> int:
     """A fused multiply-add is 2 FLOP (one multiply, one add, as vendors count peaks); a
     packed instruction (half2: 2 lanes) does `lanes` of them."""
     return 2 * n_fma * lanes
+
+
+# nccl-tests' bus bandwidth (NVIDIA/nccl-tests doc/PERFORMANCE.md; docs/sources.md
+# "Collectives"): algbw = S / t with GB = 1e9 B, busbw = algbw x a per-collective factor that
+# makes the figure comparable to the hardware's link bandwidth whatever the number of ranks n.
+# Our collective names -> busbw factor as a function of the number of ranks n.
+# all_reduce: 2(n-1)/n (a reduce-scatter then an all-gather, each moving (n-1)/n of S).
+# reduce_scatter, all_gather, alltoall: (n-1)/n. broadcast, reduce, sendrecv: 1.
+BUSBW_FACTORS: dict[str, Callable[[int], float]] = {
+    "all_reduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "alltoall": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+    "sendrecv": lambda n: 1.0,
+}
+
+
+def busbw_factor(collective: str, n: int) -> float:
+    if collective not in BUSBW_FACTORS:
+        raise ValueError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
+    if n < 1:
+        raise ValueError(f"number of ranks must be >= 1, got {n}")
+    return BUSBW_FACTORS[collective](n)
+
+
+def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
+    """busbw = algbw × factor, algbw = S / t in GB/s (GB = 1e9 B)."""
+    return gbps(size_bytes, time_s) * busbw_factor(collective, n)

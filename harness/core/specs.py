@@ -27,7 +27,7 @@ from harness.core.errors import UsageError
 SCHEMA_VERSION = 1
 DTYPES = ("fp64", "tf32", "bf16", "fp16", "fp8", "fp4")
 STATUSES = ("shipping", "preliminary")
-_FIGURES = ("hbm_gb", "hbm_tbps", "l2_mb", "sms", "scaleup_gbps", "tdp_w")
+FIGURE_FIELDS = ("hbm_gb", "hbm_tbps", "l2_mb", "sms", "scaleup_gbps", "tdp_w")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Accelerator:
         d["aliases"] = list(self.aliases)
         d["dense_tflops"] = {k: f.to_dict() for k, f in self.dense_tflops.items()}
         d["mamf_tflops"] = {k: f.to_dict() for k, f in self.mamf_tflops.items()}
-        d.update({k: getattr(self, k).to_dict() for k in _FIGURES if getattr(self, k)})
+        d.update({k: getattr(self, k).to_dict() for k in FIGURE_FIELDS if getattr(self, k)})
         d.update({k: getattr(self, k) for k in ("system", "note") if getattr(self, k)})
         return d
 
@@ -261,7 +261,7 @@ def _parse(raw: dict[str, Any], path: str) -> HardwareTable:
         where = f"accelerators.{key}"
         d = table_of(v, where)
         check_keys(d, where, {"name", "vendor", "year", "status", "aliases", "dense_tflops"},
-                   {"mamf_tflops", "system", "note", *_FIGURES})
+                   {"mamf_tflops", "system", "note", *FIGURE_FIELDS})
         aliases = d["aliases"]
         if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
             raise fail(f"{where}.aliases", "expected a list of non-empty strings")
@@ -275,7 +275,7 @@ def _parse(raw: dict[str, Any], path: str) -> HardwareTable:
             mamf_tflops=dtype_figures(d.get("mamf_tflops", {}), f"{where}.mamf_tflops"),
             system=text(d, "system", where) if "system" in d else None,
             note=text(d, "note", where) if "note" in d else "",
-            **{k: figure(d[k], f"{where}.{k}") for k in _FIGURES if k in d},
+            **{k: figure(d[k], f"{where}.{k}") for k in FIGURE_FIELDS if k in d},
         )
 
     systems: dict[str, System] = {}
@@ -299,72 +299,3 @@ def _parse(raw: dict[str, Any], path: str) -> HardwareTable:
     if not accelerators:
         raise fail("accelerators", "the table lists no accelerators")
     return HardwareTable(path, MappingProxyType(accelerators), MappingProxyType(systems))
-
-
-# ------------------------------------------------------------------ rendering
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "text") -> str:
-    """A Markdown (`md`) or plain aligned (`text`) table of already-formatted cells."""
-    cells = [[str(c) for c in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
-    if fmt == "md":
-        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
-        lines.insert(1, "|" + "|".join("---" for _ in headers) + "|")
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _v(fig: Figure | None) -> str | None:
-    return None if fig is None else f"{fig.value:g}"
-
-
-def overview(table: HardwareTable, fmt: str = "text") -> str:
-    """All accelerators and systems, one row each (dense TFLOP/s)."""
-    acc_rows = [
-        [a.name, a.vendor, a.year, a.status,
-         *(_v(a.dense_tflops.get(t)) for t in ("bf16", "fp8", "fp4", "tf32")),
-         _v(a.hbm_gb), _v(a.hbm_tbps), _v(a.tdp_w), table.systems[a.system].name if a.system else None]
-        for a in table.accelerators.values()
-    ]
-    sys_rows = [
-        [s.name, table.accelerators[s.accelerator].name, s.gpu_count, _value_text(s.power_kw),
-         f"{s.watts_per_gpu:.0f}", _ratio(s, table.accelerators[s.accelerator]), s.status]
-        for s in table.systems.values()
-    ]
-    head = "Accelerators (dense peaks, no sparsity; per package)"
-    return "\n\n".join([
-        head, format_table(["accelerator", "vendor", "year", "status", "bf16 TFLOP/s", "fp8", "fp4", "tf32",
-                            "HBM GB", "HBM TB/s", "TDP W", "system"], acc_rows, fmt),
-        "Systems (rated maximum power)",
-        format_table(["system", "accelerator", "GPUs", "power kW", "W per GPU", "x TDP", "status"],
-                     sys_rows, fmt),
-        f"source of every figure: `gwbench specs NAME`; table: {table.path}",
-    ])
-
-
-def _value_text(f: Figure) -> str:
-    return f"{f.value:g}" + (f" ({f.low:g}-{f.high:g})" if f.low or f.high else "")
-
-
-def _ratio(s: System, a: Accelerator) -> str | None:
-    return f"{s.watts_per_gpu / a.tdp_w.value:.2f}" if a.tdp_w else None
-
-
-def describe(entry: Accelerator | System, fmt: str = "text") -> str:
-    """Every figure of one entry with its source and note."""
-    rows: list[list[Any]] = []
-    if isinstance(entry, Accelerator):
-        facts = [("vendor", entry.vendor), ("year", entry.year), ("status", entry.status),
-                 ("aliases", ", ".join(entry.aliases)), ("system", entry.system), ("note", entry.note)]
-        figs = [(f"dense {k} TFLOP/s", f) for k, f in entry.dense_tflops.items()]
-        figs += [(f"mamf-finder {k} TFLOP/s", f) for k, f in entry.mamf_tflops.items()]
-        figs += [(k, getattr(entry, k)) for k in _FIGURES if getattr(entry, k)]
-    else:
-        facts = [("accelerator", entry.accelerator), ("status", entry.status), ("note", entry.note)]
-        figs = [("gpus", entry.gpus), ("power_kw", entry.power_kw)]
-    rows = [[k, _value_text(f), f.source, f.note or None] for k, f in figs]
-    info = "; ".join(f"{k}: {v}" for k, v in facts if v not in (None, ""))
-    return f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)

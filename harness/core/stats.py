@@ -8,6 +8,7 @@ IQR exceeds 10% of its median is flagged, never hidden.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 NOISE_IQR_OVER_MEDIAN = 0.10
@@ -81,3 +82,30 @@ def median_ci(samples: Sequence[float], confidence: float = 0.99) -> tuple[float
     lo = max(0, math.floor(n / 2 - half))
     hi = min(n - 1, math.ceil(n / 2 + half) - 1)
     return xs[lo], xs[max(lo, hi)]
+
+
+# ------------------------------------------------------------------ measurement windows
+
+
+def short_window(window_s: float | None, iterations: int | None) -> bool:
+    """True when a window is too short to trust its power figure.
+
+    Shorter than 1 s or fewer than 32 iterations: SC'24 (arXiv 2312.02741) finds the A100/H100
+    sensor sees 25 ms of every 100 ms and recommends >= 32 iterations or >= 5 s with phase shifts;
+    the NVML energy counter itself updates only about every 100 ms (docs/sources.md, "Power").
+    """
+    return window_s is None or iterations is None or window_s < 1.0 or iterations < 32
+
+
+def slowdown(samples_s: Sequence[float]) -> float:
+    """Relative slowdown across a sustained window: median(last tenth) / median(first tenth) - 1.
+
+    Positive means the case got slower as it ran, the signature of thermal or power throttling
+    (the sustained mode of measure/timing.py). Medians, not means, so one preempted iteration does not count.
+    """
+    n = len(samples_s)
+    if n < 2:
+        raise ValueError(f"need two or more samples to compare first and last tenth, got {n}")
+    k = max(1, n // 10)
+    first, last = statistics.median(samples_s[:k]), statistics.median(samples_s[-k:])
+    return last / first - 1.0

@@ -12,22 +12,24 @@ Ctrl-C leaves every finished row readable; run.json is replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.core import row as rowmod
 from harness.core.errors import UsageError
+from harness.core.row import ROW_STATUSES, SCHEMA_VERSION  # noqa: F401 - the store's readers use both
 
-SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
 ROWS_FILE = "rows.jsonl"
 RUN_STATUSES = ("running", "complete", "interrupted", "failed")
-ROW_STATUSES = ("ok", "failed", "skipped")
 
 
 def now_iso() -> str:
@@ -111,9 +113,25 @@ class RunStore:
 
     def write_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
-        tmp = self.run_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_clean(self.meta), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.run_file)
+        self.write_text(RUN_FILE, json.dumps(_clean(self.meta), indent=2, sort_keys=True) + "\n")
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Replace the folder's file `name` atomically: the text goes to a new temporary file
+        created here (never through a name someone placed in the folder, a link included),
+        then takes the name in one rename."""
+        target = self.dir / name
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return target
 
     def append(self, row: dict) -> None:
         line = json.dumps(_clean(row), sort_keys=True, allow_nan=False)
@@ -174,10 +192,7 @@ def read_rows(run_dir: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise UsageError(f"{path}:{lineno}: corrupt row ({exc.msg})") from None
-            if not isinstance(row, dict) or "case_id" not in row or "status" not in row:
-                raise UsageError(f"{path}:{lineno}: not a gwbench row")
-            _check_version(row.get("schema_version"), f"{path}:{lineno}")
-            rows.append(row)
+            rows.append(rowmod.validate(row, f"{path}:{lineno}"))
     return rows
 
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.measure.device import Device
-from harness.measure.timing import Budget, Measurement
+from harness.measure.timing import Budget
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
+    """Built once per run by the runner; a case that needs another budget (a sustained
+    window) gets a copy with it (dataclasses.replace), never a changed Context."""
+
     dev: Device
     suite: str = "quick"
     budget: Budget = field(default_factory=Budget)
@@ -27,16 +30,3 @@ class Context:
     # The gloo group for small Python objects (dist.World.ctrl; None = the default group):
     # agreeing that a case failed on one rank must not need the GPU that just ran out of memory.
     ctrl: Any = None
-
-
-@dataclass
-class Outcome:
-    """What a family returns for one case; the runner turns it into a row."""
-
-    measurement: Measurement
-    flop: float | None = None
-    nbytes: float | None = None
-    # {"ok": bool, "max_rel_err": float, "tol": float, "reference": str}; a failed check
-    # fails the row whatever its speed.
-    check: dict | None = None
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 from harness.core.errors import SkipCase, UsageError
+from harness.measure.nvml import cuda_uuid
+from harness.measure.nvml import handle as nvml_handle
 
 MiB = 1 << 20
 CUDA_FLUSH_MIN_BYTES = 256 * MiB  # mamf-finder and triton flush with 256 MiB on the GPU
@@ -101,8 +103,23 @@ class Device:
         if self.is_cuda:
             props = torch.cuda.get_device_properties(self.index)
             return int(getattr(props, "L2_cache_size", 0) or 0)
-        l2 = _cpu_cache_bytes(level=2) or 0
+        l2 = cpu_cache_bytes(level=2) or 0
         return l2 * (os.cpu_count() or 1)
+
+    def last_level_cache_bytes(self) -> int:
+        """Last-level cache of the whole device: L2 on a GPU, L3 summed over its domains on a
+        CPU (one L3 per socket or CCX), never less than the private L2s together. Arrays meant
+        to live in DRAM/HBM are sized from this (STREAM: 4x)."""
+        if self.is_cuda:
+            return self.cache_bytes()
+        l3 = cpu_cache_bytes(level=3) or 0
+        domains = set()
+        for f in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/cache/index3/shared_cpu_list"):
+            try:
+                domains.add(f.read_text().strip())
+            except OSError:
+                pass
+        return max(l3 * max(1, len(domains)), self.cache_bytes())
 
     def flush_bytes(self) -> int:
         floor = CUDA_FLUSH_MIN_BYTES if self.is_cuda else CPU_FLUSH_MIN_BYTES
@@ -188,7 +205,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _cpu_cache_bytes(level: int) -> int | None:
+def cpu_cache_bytes(level: int) -> int | None:
     """Size of cpu0's cache at `level` (data or unified) from sysfs."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
     for idx in sorted(base.glob("index*")):
@@ -234,8 +251,8 @@ def facts(dev: Device) -> dict:
         "host": socket.gethostname(),
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count(),
-        "cpu_l2_bytes": _cpu_cache_bytes(2),
-        "cpu_l3_bytes": _cpu_cache_bytes(3),
+        "cpu_l2_bytes": cpu_cache_bytes(2),
+        "cpu_l3_bytes": cpu_cache_bytes(3),
         "torch_threads": torch.get_num_threads(),
         "flush_bytes": dev.flush_bytes(),
         "matmul_flags": matmul_flags(),
@@ -269,7 +286,7 @@ def facts(dev: Device) -> dict:
         out.update({
             "count": 1,
             "memory_bytes": _meminfo_total(),
-            "l2_bytes": _cpu_cache_bytes(2),
+            "l2_bytes": cpu_cache_bytes(2),
         })
     return out
 
@@ -284,24 +301,6 @@ def _meminfo_total() -> int | None:
     return None
 
 
-def _nvml_handle(pynvml, index: int):
-    """NVML's handle for CUDA ordinal `index`. NVML ignores CUDA_VISIBLE_DEVICES and numbers
-    GPUs in PCI order, so match on the UUID torch reports, falling back to the variable."""
-    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
-    if uuid is not None:
-        try:
-            return pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
-        except Exception:
-            pass
-    visible = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
-    if index < len(visible):
-        entry = visible[index]
-        if entry.isdigit():
-            return pynvml.nvmlDeviceGetHandleByIndex(int(entry))
-        return pynvml.nvmlDeviceGetHandleByUUID(entry)
-    return pynvml.nvmlDeviceGetHandleByIndex(index)
-
-
 def _nvml_facts(index: int) -> dict:
     """Clocks, driver, power limit from NVML; each missing value says why."""
     try:
@@ -312,7 +311,7 @@ def _nvml_facts(index: int) -> dict:
         return {"nvml": f"unavailable: {exc}"}
     out: dict = {}
     try:
-        h = _nvml_handle(pynvml, index)
+        h = nvml_handle(pynvml, index, uuid=cuda_uuid(index))
         reads = {
             "driver_version": lambda: pynvml.nvmlSystemGetDriverVersion(),
             "cuda_driver_version": lambda: pynvml.nvmlSystemGetCudaDriverVersion_v2(),

@@ -24,6 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 from harness.core.errors import UsageError, one_line
+from harness.core.row import tag_rank
+from harness.measure.nvml import cuda_uuid
+from harness.measure.nvml import handle as nvml_handle
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 DEFAULT_TIMEOUT_S = 300.0
@@ -184,6 +187,22 @@ def gather_rows(world: World, row: dict) -> list[dict] | None:
     return box
 
 
+def keep_rows(world: World, family: str, row: dict, run_id: str) -> list[dict]:
+    """The rows this rank writes after a case. A world of one: its row, as built. Under a
+    multi-rank launch every rank's row is tagged with host, rank and local GPU and gathered;
+    rank 0 keeps one row of a collective (every rank measured the same call) and every
+    rank's row of a per-device family; the other ranks keep their own, in memory."""
+    if not world.active:
+        return [row]
+    tagged = tag_rank(row, world.host, world.rank, world.local_rank)
+    got = gather_rows(world, tagged)
+    if world.rank != 0:
+        return [tagged]
+    if family == "collectives":
+        return [got[0]]
+    return [r | {"run_id": run_id} for r in got]
+
+
 def all_hosts(world: World) -> list[str]:
     if not world.active:
         return [world.host]
@@ -248,7 +267,7 @@ def nvml_topology(count: int) -> dict:
     except Exception as exc:
         return {"error": f"NVML unavailable: {one_line(exc)}"}
     try:
-        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        handles = [nvml_handle(pynvml, i, uuid=cuda_uuid(i)) for i in range(count)]
         links = []
         for h in handles:
             up = 0

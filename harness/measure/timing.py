@@ -16,10 +16,10 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from harness.core.result import Measurement
 from harness.measure.device import Device
-from harness.core.stats import summarize
 
 ESTIMATE_ITERS = 5
 
@@ -41,19 +41,6 @@ class Budget:
             raise ValueError("need 1 <= min_reps <= max_reps")
         if self.sustain_s is not None and self.sustain_s <= 0:
             raise ValueError("sustain_s must be positive")
-
-
-@dataclass
-class Measurement:
-    samples_s: list[float]
-    n_warmup: int
-    estimate_s: float  # wall time of one iteration, flush and setup included
-    window_s: float  # wall time of the timed region (telemetry window)
-    telemetry: dict = field(default_factory=dict)
-    sustained: bool = False
-
-    def stats(self) -> dict:
-        return summarize(self.samples_s)
 
 
 def measure(

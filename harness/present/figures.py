@@ -18,7 +18,8 @@ matplotlib.use("Agg")  # before pyplot: files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.core.flops import STREAM_WORDS  # noqa: E402
-from harness.present.report import extra_of, field_of, num, params_of, peak_for, spec_for  # noqa: E402
+from harness.analysis.peaks import peak_for, spec_for  # noqa: E402
+from harness.core.row import busbw_gbps, number, params  # noqa: E402
 
 FORMATS = ("png", "svg")
 plt.rcParams.update({"svg.hashsalt": "gwbench", "figure.dpi": 80,  # deterministic SVG ids
@@ -66,8 +67,8 @@ def gemm_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     acc = spec_for(meta)
     series: dict[str, list] = {}
     for r in _ok(rows, "gemm"):
-        p, t = params_of(r), num(r.get("tflops"))
-        dims = [num(p.get(d)) for d in ("m", "n", "k")]
+        p, t = params(r), number(r.get("tflops"))
+        dims = [number(p.get(d)) for d in ("m", "n", "k")]
         if t is None or None in dims:  # not a GEMM row, or a hand-edited one
             continue
         series.setdefault(str(r.get("dtype")), []).append(((dims[0] * dims[1] * dims[2]) ** (1 / 3), t))
@@ -83,11 +84,11 @@ def attention_vs_seq(meta: Mapping, rows: Sequence[Mapping], stem: Path,
                      formats: Sequence[str] = FORMATS) -> list[Path]:
     series: dict[str, list] = {}
     for r in _ok(rows, "attention"):
-        seq, t = num(field_of(r, "seq")), num(r.get("tflops"))
+        seq, t = number(params(r).get("seq")), number(r.get("tflops"))
         if seq is None or t is None:
             continue
-        causal = "causal" if field_of(r, "causal") else "full"
-        name = f"{r.get('backend')} {r.get('op')} {r.get('dtype')} {causal} d={field_of(r, 'head_dim')}"
+        causal = "causal" if params(r).get("causal") else "full"
+        name = f"{r.get('backend')} {r.get('op')} {r.get('dtype')} {causal} d={params(r).get('head_dim')}"
         series.setdefault(name, []).append((seq, t))
     if not series:
         return []
@@ -100,11 +101,11 @@ def busbw_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
                   formats: Sequence[str] = FORMATS) -> list[Path]:
     series: dict[str, list] = {}
     for r in _ok(rows, "collectives"):
-        size = num(field_of(r, "size_bytes", "nbytes", "size"))
-        bus = num(extra_of(r).get("busbw_gbps", r.get("busbw_gbps")))
+        size = number(params(r).get("size_bytes"))
+        bus = busbw_gbps(r)
         if size is None or bus is None:
             continue
-        pl = field_of(r, "placement")
+        pl = params(r).get("placement")
         name = f"{r.get('op')}{' ' + str(pl) if pl else ''} {r.get('dtype')} ×{r.get('world_size')}"
         series.setdefault(name, []).append((size, bus))
     if not series:
@@ -122,7 +123,7 @@ def roofline(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     best TFLOP/s of the run) — Williams, Waterman & Patterson, CACM 2009."""
     pts: dict[str, list] = {}
     for r in rows:
-        flop, nb, t = num(r.get("flop")), num(r.get("bytes")), num(r.get("tflops"))
+        flop, nb, t = number(r.get("flop")), number(r.get("bytes")), number(r.get("tflops"))
         if r.get("status") != "ok" or not flop or not nb or t is None:
             continue
         pts.setdefault(f"{r.get('family')} {r.get('dtype')}", []).append((flop / nb, t))
@@ -144,7 +145,7 @@ def roofline(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     dtypes = sorted({r.get("dtype") for r in rows if r.get("family") == "gemm"} - {None})
     spec_peak = max((peak_for(acc, "gemm", d)[0] or 0 for d in dtypes), default=0)
     roof(peak_for(acc, "memory", None)[0], spec_peak, "spec roof", "k--")
-    mem = [num(r.get("gbps")) for r in _ok(rows, "memory") if r.get("op") in STREAM_WORDS]
+    mem = [number(r.get("gbps")) for r in _ok(rows, "memory") if r.get("op") in STREAM_WORDS]
     best_bw = max((m for m in mem if m), default=None)
     best_t = max((y for p in pts.values() for _, y in p), default=None)
     roof(best_bw, best_t, "measured roof", "r:")
@@ -164,7 +165,7 @@ def read_trace(path: Path) -> dict[str, list[tuple[float, float]]]:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             for rec in csv.DictReader(f):
-                t, w = num(_float(rec.get("t_s"))), num(_float(rec.get("power_w")))
+                t, w = number(_float(rec.get("t_s"))), number(_float(rec.get("power_w")))
                 if t is not None and w is not None:
                     out.setdefault(str(rec.get("device")), []).append((t, w))
     except (OSError, csv.Error, UnicodeDecodeError):
@@ -198,24 +199,9 @@ def power_trace(run_dir: Path, stem: Path, formats: Sequence[str] = FORMATS,
 def projection_generations(stem: Path, formats: Sequence[str] = FORMATS, samples: int = 20_000,
                            keys: Sequence[str] | None = None) -> list[Path]:
     """Training FLOP per year at 1 GW and 10 GW per generation (spec-based), p50 with p5–p95 bars."""
-    from harness.analysis import projection
-    from harness.core import specs
+    from harness.analysis.projection import flop_per_year_by_generation
 
-    table = specs.load()
-    a = projection.Assumptions(samples=samples)
-    names, by_site = [], {}
-    for key in keys or projection.REFERENCE_GENERATIONS:
-        acc = table.accelerators.get(key)
-        if acc is None or "bf16" not in acc.dense_tflops:
-            continue
-        try:
-            res = projection.project(projection.from_spec(acc, table, "bf16"), a)
-        except Exception:  # noqa: BLE001 -- a generation without power figures is left out
-            continue
-        names.append(acc.name)
-        for s in res["sites"]:
-            o = s["outputs"]["flop_per_year"]
-            by_site.setdefault(s["name"], []).append((o["p50"], o["p5"], o["p95"]))
+    names, by_site = flop_per_year_by_generation(keys, samples)
     if not names:
         return []
     fig, ax = plt.subplots(figsize=(6.4, 4))

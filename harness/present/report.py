@@ -11,18 +11,22 @@ hidden. A family whose rows lack the fields its pivot needs is left out, never a
 
 from __future__ import annotations
 
-import html
 import io
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.peaks import peak_for, spec_for
+from harness.core.errors import UsageError
 from harness.core.flops import STREAM_WORDS
-from harness.present.progress import shape_text
+from harness.present.nccl_tests import format_nccl_tests
+from harness.core.row import algbw_gbps, busbw_gbps, extra, memory_bytes, number, params
 from harness.core.store import to_frame
+from harness.present.html import esc, html_page
+from harness.present.progress import shape_text
+from harness.present.projection import summary_lines
 
 CSV_COLUMNS = ("case_id", "family", "op", "dtype", "backend", "world_size", "label", "status",
                "error", "time_s", "time_iqr_s", "n_samples", "noisy", "flop", "bytes",
@@ -35,15 +39,8 @@ LEGEND = (f"`{NOISY_MARK}` noisy (IQR > 10% of the median); `(NN%)` share of the
 # ------------------------------------------------------------------ small helpers
 
 
-def num(x: Any) -> float | None:
-    """A finite float or None (rows store null for what was not measured)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return None
-    return float(x)
-
-
 def _num(v, fmt: str = ".4g") -> str:
-    v = num(v)
+    v = number(v)
     return "" if v is None else format(v, fmt)
 
 
@@ -51,72 +48,14 @@ def _md_escape(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def esc(text: Any) -> str:
-    """HTML-escape anything that came from a results file (quotes too: it may land in an attribute)."""
-    return html.escape("" if text is None else str(text), quote=True)
-
-
 def fmt_bytes(n: Any) -> str:
-    n = num(n)
+    n = number(n)
     if n is None:
         return "?"
     for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):  # nccl-tests' convention
         if n >= k:
             return f"{n / k:g} {unit}"
     return f"{n:g} B"
-
-
-def extra_of(row: Mapping) -> Mapping:
-    e = row.get("extra")
-    return e if isinstance(e, Mapping) else {}
-
-
-def params_of(row: Mapping) -> Mapping:
-    p = row.get("params")
-    return p if isinstance(p, Mapping) else {}
-
-
-def field_of(row: Mapping, *names: str) -> Any:
-    """First of `names` found in the row, its params or its extra (families differ)."""
-    for src in (row, params_of(row), extra_of(row)):
-        for n in names:
-            if src.get(n) is not None:
-                return src[n]
-    return None
-
-
-# ------------------------------------------------------------------ spec peaks
-
-
-def spec_for(meta: Mapping):
-    """The hardware-table entry of the run's device, or None (CPU, unknown name, bad table)."""
-    from harness.core import specs
-    from harness.core.errors import UsageError
-
-    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
-    if d.get("backend") == "cpu" or not d.get("name"):
-        return None
-    try:
-        return specs.load().lookup(str(d["name"]))
-    except UsageError:
-        return None
-
-
-def peak_for(acc, family: str, dtype: str | None) -> tuple[float | None, str]:
-    """(spec peak in the family's unit, unit) or (None, unit): dense TFLOP/s for compute,
-    HBM GB/s for memory, scale-up (NVLink) GB/s unidirectional for busbw."""
-    if family in ("gemm", "attention"):
-        unit = "TFLOP/s"
-        if acc is None or dtype not in acc.dense_tflops:
-            return None, unit
-        return acc.dense_tflops[dtype].value, unit
-    if family == "memory":
-        ok = acc is not None and acc.hbm_tbps
-        return (acc.hbm_tbps.value * 1e3 if ok else None), "GB/s"
-    if family == "collectives":
-        ok = acc is not None and acc.scaleup_gbps
-        return (acc.scaleup_gbps.value if ok else None), "GB/s"
-    return None, ""
 
 
 # ------------------------------------------------------------------ pivots
@@ -179,7 +118,7 @@ def _cell(row: Mapping, value: float | None, peak: float | None, fmt: str = ".4g
     # Per-watt only from windows long enough to trust (telemetry.short_window: >= 1 s and 32
     # iterations); on an H200 0.1 s windows read 250-1370 W against a 700 W cap.
     trusted = per_w and not row.get("telemetry_short_window")
-    pw = num(row.get("tflops_per_w")) if trusted else None
+    pw = number(row.get("tflops_per_w")) if trusted else None
     return Cell(format(value, fmt), value, share, pw, bool(row.get("noisy")))
 
 
@@ -190,27 +129,27 @@ def _sort_key(x: Any):
 def _gemm(rows: list[dict], acc) -> list[Pivot]:
     pv = Pivot("GEMM: TFLOP/s by shape (m×n×k) and dtype", "TFLOP/s", "shape")
     for r in rows:
-        p = params_of(r)
+        p = params(r)
         if not {"m", "n", "k"} <= p.keys() or not r.get("dtype"):
             continue
         shape = f"{p['m']}×{p['n']}×{p['k']}"
         if r.get("label"):
             shape = f"{shape} {r['label']}"
         col = r["dtype"] if r.get("op") in (None, "matmul") else f"{r['op']} {r['dtype']}"
-        pv.add(shape, col, _cell(r, num(r.get("tflops")), peak_for(acc, "gemm", r["dtype"])[0]))
+        pv.add(shape, col, _cell(r, number(r.get("tflops")), peak_for(acc, "gemm", r["dtype"])[0]))
     return [pv] if pv.cells else []
 
 
 def _attention(rows: list[dict], acc) -> list[Pivot]:
     groups: dict[tuple, Pivot] = {}
     for r in rows:
-        seq = field_of(r, "seq")
-        backend = r.get("backend") or field_of(r, "backend")
+        p = params(r)
+        seq, backend = p.get("seq"), r.get("backend")
         if seq is None or backend is None:
             continue
-        causal = field_of(r, "causal")
-        hd, op, dt = field_of(r, "head_dim"), r.get("op", "?"), r.get("dtype", "?")
-        heads, kv = field_of(r, "heads"), field_of(r, "kv_heads")
+        causal = p.get("causal")
+        hd, op, dt = p.get("head_dim"), r.get("op", "?"), r.get("dtype", "?")
+        heads, kv = p.get("heads"), p.get("kv_heads")
         gqa = heads is not None and kv is not None and kv != heads
         key = (op, dt, hd, bool(causal), (heads, kv) if gqa else None)
         if key not in groups:
@@ -218,9 +157,9 @@ def _attention(rows: list[dict], acc) -> list[Pivot]:
                      f"(head_dim {hd}, {'causal' if causal else 'non-causal'}"
                      + (f", GQA {heads} q / {kv} kv heads" if gqa else "") + ")")
             groups[key] = Pivot(title, "TFLOP/s", "seq")
-        groups[key].add(seq, backend, _cell(r, num(r.get("tflops")), peak_for(acc, "attention", dt)[0]))
+        groups[key].add(seq, backend, _cell(r, number(r.get("tflops")), peak_for(acc, "attention", dt)[0]))
     pivots_ = _sorted(groups)
-    for pv in pivots_:  # the issue's question per shape: which backend to pin
+    for pv in pivots_:  # the question per shape: which backend to pin
         for seq in pv.row_keys:
             ok = [(c.value, b) for (r, b), c in pv.cells.items() if r == seq and c.status == "ok" and c.value]
             if ok:
@@ -232,10 +171,8 @@ def _collectives(rows: list[dict], acc) -> list[Pivot]:
     peak = peak_for(acc, "collectives", None)[0]
     groups: dict[tuple, Pivot] = {}
     for r in rows:
-        size = field_of(r, "size_bytes", "nbytes", "size")
-        ex = extra_of(r)
-        alg = num(ex.get("algbw_gbps", r.get("algbw_gbps")))
-        bus = num(ex.get("busbw_gbps", r.get("busbw_gbps")))
+        size = params(r).get("size_bytes")
+        alg, bus = algbw_gbps(r), busbw_gbps(r)
         if size is None or (r.get("status") == "ok" and alg is None and bus is None):
             continue
         ws = r.get("world_size", 1)
@@ -244,7 +181,7 @@ def _collectives(rows: list[dict], acc) -> list[Pivot]:
             groups[key] = Pivot(f"collectives {key[0]} ({key[1]}, {ws} ranks): algbw / busbw GB/s "
                                 "by message size", "GB/s", "size")
         coll = r.get("op", "?")
-        placement = field_of(r, "placement")
+        placement = params(r).get("placement")
         if placement:
             coll = f"{coll} {str(placement).replace('_', '-')}"
         c = _cell(r, bus, peak, per_w=False)
@@ -263,8 +200,8 @@ def _memory(rows: list[dict], acc) -> list[Pivot]:
     peak = peak_for(acc, "memory", None)[0]
     groups: dict[str, Pivot] = {}
     for r in rows:
-        size = field_of(r, "size_bytes", "array_bytes", "nbytes")
-        n = params_of(r).get("n")
+        size = memory_bytes(r)
+        n = params(r).get("n")
         if size is None and n is None:
             continue
         if r.get("op") == "peak_fma":
@@ -276,14 +213,14 @@ def _memory(rows: list[dict], acc) -> list[Pivot]:
         # d2d counts one side (nvbandwidth), so its share of the HBM peak would read half.
         is_local = r.get("op") in STREAM_WORDS
         g = groups.setdefault(dtype, Pivot(f"memory {dtype}: GB/s by kernel and size", "GB/s", "kernel"))
-        g.add(kernel, size_label, _cell(r, num(r.get("gbps")), peak if is_local else None, per_w=False))
+        g.add(kernel, size_label, _cell(r, number(r.get("gbps")), peak if is_local else None, per_w=False))
     for pv in groups.values():
         pv.note = "share of the spec HBM bandwidth for the STREAM kernels (d2d counts one side, nvbandwidth)"
     return list(groups.values())
 
 
 def spread(rows: list[dict]) -> Pivot | None:
-    """Every GPU at once (issue 6, part 6): for each per-device case measured on several
+    """Every GPU at once: for each per-device case measured on several
     ranks, the spread of the figure across GPUs and the slowest one. A synchronous job runs
     at its slowest GPU's pace, so the minimum is the figure to plan with."""
     by_case: dict[str, list[dict]] = {}
@@ -293,8 +230,8 @@ def spread(rows: list[dict]) -> Pivot | None:
         by_case.setdefault(str(r.get("case_id")), []).append(r)
     pv = Pivot("every GPU at once: spread across ranks (slowest GPU named)", "", "case")
     for case_id, rs in by_case.items():
-        key = "tflops" if any(num(r.get("tflops")) for r in rs) else "gbps"
-        vals = [(num(r.get(key)), r) for r in rs if num(r.get(key))]
+        key = "tflops" if any(number(r.get("tflops")) for r in rs) else "gbps"
+        vals = [(number(r.get(key)), r) for r in rs if number(r.get(key))]
         if len({r.get("rank") for _, r in vals}) < 2:
             continue
         lo, slow = min(vals, key=lambda x: x[0])
@@ -368,73 +305,13 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
     ]
 
 
-def projection_lines(run_dir: Path | None, meta: Mapping) -> list[str]:
-    """The run's 1 GW / 10 GW projection in one line per site: projection.json written by the
-    run if present, else computed now (measured basis), else the reason there is none."""
-    if run_dir is None:
-        return ["projection: not computed (no run folder)"]
-    # publish asks twice per run (run page, projection page); computing one re-reads every
-    # row, so the answer is kept while the folder's files are unchanged.
-    stamp = tuple(_mtime(Path(run_dir) / f) for f in ("projection.json", "rows.jsonl", "run.json"))
-    key = (str(Path(run_dir).resolve()), stamp)
-    if key not in _PROJECTION_CACHE:
-        if len(_PROJECTION_CACHE) > 256:
-            _PROJECTION_CACHE.clear()
-        _PROJECTION_CACHE[key] = _projection_lines(Path(run_dir))
-    return list(_PROJECTION_CACHE[key])
-
-
-_PROJECTION_CACHE: dict[tuple, list[str]] = {}
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
-
-
-def _projection_lines(run_dir: Path) -> list[str]:
-    from harness.analysis import projection
-
-    result = None
-    path = Path(run_dir) / "projection.json"
-    try:
-        if path.is_file():
-            result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = None
-    if not isinstance(result, Mapping) or result.get("kind") != "gwbench.projection":
-        reason = (result or {}).get("fallback_reason") if isinstance(result, Mapping) else None
-        if reason:
-            return [f"projection: none measured ({reason}); see the projection page for spec-based figures"]
-        try:
-            basis = projection.from_run(Path(run_dir))
-            result = projection.project(basis, projection.Assumptions(samples=20_000))
-        except Exception as exc:  # noqa: BLE001 -- a report must render without a projection
-            return [f"projection: none measured ({' '.join(str(exc).split())})"]
-    return projection_summary(result)
-
-
-def projection_summary(result: Mapping) -> list[str]:
-    from harness.analysis.projection import fmt_value
-
-    lines = [f"projection basis: {result.get('basis', {}).get('label')}"]
-    for s in result.get("sites", []):
-        o = (s.get("outputs") or {}).get("flop_per_year")
-        if o:
-            lines.append(f"{s.get('name')}: {fmt_value(o.get('p50'))} training FLOP/year "
-                         f"(p5–p95 {fmt_value(o.get('p5'))} – {fmt_value(o.get('p95'))})")
-    return lines
-
-
 # ------------------------------------------------------------------ renderers
 
 
-def header_md(meta: dict, run_dir: Path | None = None) -> str:
+def header_md(meta: dict, projection: Mapping | None = None) -> str:
     lines = [f"# gwbench run {_md_escape(meta.get('run_id'))}", ""]
     lines += [f"- {k}: {_md_escape(v)}" for k, v in system_facts(meta)]
-    lines += [f"- {_md_escape(x)}" for x in projection_lines(run_dir, meta)]
+    lines += [f"- {_md_escape(x)}" for x in summary_lines(projection)]
     return "\n".join(lines)
 
 
@@ -455,7 +332,7 @@ def family_md(family: str, rows: list[dict]) -> str:
            "| op | case | dtype | backend | status | median ms | IQR % | TFLOP/s | GB/s | W | TFLOP/s/W | note |",
            "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        t, iqr = num(r.get("time_s")), num(r.get("time_iqr_s"))
+        t, iqr = number(r.get("time_s")), number(r.get("time_iqr_s"))
         iqr_pct = 100 * iqr / t if t and iqr is not None else None
         note = r.get("error") or ("noisy" if r.get("noisy") else "")
         case = f"{r.get('label') or ''} {shape_text(r)}".strip()
@@ -474,8 +351,8 @@ def _by_family(rows: Iterable[dict]) -> dict[str, list[dict]]:
     return fams
 
 
-def render_md(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
-    parts = [header_md(meta, run_dir)]
+def render_md(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
+    parts = [header_md(meta, projection)]
     pv = pivots(meta, rows)
     if pv:
         parts.append(LEGEND)
@@ -511,7 +388,7 @@ def rows_html(rows: list[dict]) -> str:
     cols = ("family", "op", "dtype", "backend", "status", "case", "median ms", "TFLOP/s", "GB/s", "W", "note")
     trs = []
     for r in rows:
-        t = num(r.get("time_s"))
+        t = number(r.get("time_s"))
         vals = (r.get("family"), r.get("op"), r.get("dtype"), r.get("backend"), r.get("status"),
                 f"{r.get('label') or ''} {shape_text(r)}".strip(), _num(t * 1e3 if t else None),
                 _num(r.get("tflops")), _num(r.get("gbps")), _num(r.get("power_w"), ".0f"),
@@ -521,25 +398,10 @@ def rows_html(rows: list[dict]) -> str:
     return f"<table class=\"rows\"><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:2px 6px;
-font-size:0.85em}td{text-align:right}thead th{background:#eee}.noisy{background:#fff5d6}
-.bad{color:#a00}.better{background:#dff5df}.worse{background:#f9dcdc}.note{color:#555;font-size:0.85em}
-img{max-width:48%;margin:0.5%;border:1px solid #ddd}code{background:#f4f4f4}"""
-
-
-def html_page(title: str, body: str, nav: str = "") -> str:
-    """A whole self-contained page: inline CSS, no script, no external resource."""
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            f"img-src 'self' data:; style-src 'unsafe-inline'\">"
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>\n<body>{nav}\n{body}\n</body></html>\n")
-
-
-def render_html_body(meta: dict, rows: list[dict], run_dir: Path | None = None,
+def render_html_body(meta: dict, rows: list[dict], projection: Mapping | None = None,
                      figures: Iterable[str] = ()) -> str:
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in system_facts(meta))
-    facts += "".join(f"<li>{esc(x)}</li>" for x in projection_lines(run_dir, meta))
+    facts += "".join(f"<li>{esc(x)}</li>" for x in summary_lines(projection))
     parts = [f"<h1>gwbench run {esc(meta.get('run_id'))}</h1><ul class=\"facts\">{facts}</ul>"]
     figs = list(figures)
     if figs:
@@ -554,16 +416,16 @@ def render_html_body(meta: dict, rows: list[dict], run_dir: Path | None = None,
     return "\n".join(parts)
 
 
-def render_html(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
-    return html_page(f"gwbench run {meta.get('run_id')}", render_html_body(meta, rows, run_dir))
+def render_html(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
+    return html_page(f"gwbench run {meta.get('run_id')}", render_html_body(meta, rows, projection))
 
 
-def render_csv(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+def render_csv(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
     if not rows:
         return ",".join(CSV_COLUMNS) + "\n"
     frame = to_frame(rows)
     for k in ("algbw_gbps", "busbw_gbps"):  # collectives keep algbw/busbw in extra
-        vals = [extra_of(r).get(k, r.get(k)) for r in rows]
+        vals = [extra(r).get(k) for r in rows]
         if any(v is not None for v in vals):
             frame[k] = vals
     cols = [c for c in (*CSV_COLUMNS, "algbw_gbps", "busbw_gbps") if c in frame.columns]
@@ -573,19 +435,17 @@ def render_csv(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str
     return buf.getvalue()
 
 
-def render_json(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
+def render_json(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
     tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1]}
                     for p in pts] for fam, pts in pivots(meta, rows).items()}
     return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
 
 
-def _nccl_tests(meta: dict, rows: list[dict], run_dir: Path | None = None) -> str:
-    from harness.analysis.nccl_tests import format_nccl_tests  # collectives rows in nccl-tests' layout
-
-    return format_nccl_tests(rows)
+def _nccl_tests(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
+    return format_nccl_tests(rows)  # collectives rows in nccl-tests' layout
 
 
-# Format name -> renderer(meta, rows, run_dir). New formats add an entry here.
+# Format name -> renderer(meta, rows, projection). New formats add an entry here.
 FORMATTERS: dict[str, Callable[..., str]] = {
     "md": render_md, "html": render_html, "csv": render_csv, "json": render_json,
     "nccl-tests": _nccl_tests,
@@ -593,10 +453,10 @@ FORMATTERS: dict[str, Callable[..., str]] = {
 FORMATS = tuple(FORMATTERS)
 
 
-def render(meta: dict, rows: list[dict], fmt: str = "md", run_dir: Path | None = None) -> str:
-    from harness.core.errors import UsageError
-
+def render(meta: dict, rows: list[dict], fmt: str = "md", projection: Mapping | None = None) -> str:
+    """The run in format `fmt`; `projection` is the run's projection (analysis/projection.py
+    run_projection), shown in the Markdown and HTML headers."""
     fn = FORMATTERS.get(fmt)
     if fn is None:
         raise UsageError(f"unknown format {fmt!r}: choose {', '.join(FORMATS)}")
-    return fn(meta, rows, run_dir)
+    return fn(meta, rows, projection)

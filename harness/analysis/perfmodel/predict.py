@@ -1,33 +1,33 @@
-"""Layout search, uncertainty ranges, site goodput and rendering for the performance model."""
+"""Layout search, uncertainty ranges and site goodput for the performance model; the MFU and
+goodput `gwbench project --model` takes from it. Rendering is present/model.py."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
-from harness.analysis.perfmodel import step as PM
-from harness.analysis.perfmodel import goodput as G
-from harness.analysis.perfmodel import profile as PP
 from harness.analysis import projection
+from harness.analysis.perfmodel import goodput as gpmod
+from harness.analysis.perfmodel import profile as prof_mod
+from harness.analysis.perfmodel import step as stepmod
 from harness.core import specs
 from harness.core.errors import UsageError
 
 # Uncertain inputs, pessimistic and optimistic ends (multipliers of the profile's rates),
 # from the ranges documented in perfmodel_profile.py.
-_LOW = dict(k_gemm=PP.GEMM_EFF_RANGE[0], k_attn=PP.ATTN_FWD_EFF.low / PP.ATTN_FWD_EFF.mode,
-            k_hbm=PP.HBM_EFF.low / PP.HBM_EFF.mode, k_intra=PP.NVLINK_EFF.low / PP.NVLINK_EFF.mode,
-            k_inter=PP.NIC_EFF.low / PP.NIC_EFF.mode)
-_HIGH = dict(k_gemm=PP.GEMM_EFF_RANGE[2], k_attn=PP.ATTN_FWD_EFF.high / PP.ATTN_FWD_EFF.mode,
-             k_hbm=PP.HBM_EFF.high / PP.HBM_EFF.mode, k_intra=PP.NVLINK_EFF.high / PP.NVLINK_EFF.mode,
-             k_inter=PP.NIC_EFF.high / PP.NIC_EFF.mode)
+_LOW = dict(k_gemm=prof_mod.GEMM_EFF_RANGE[0], k_attn=prof_mod.ATTN_FWD_EFF.low / prof_mod.ATTN_FWD_EFF.mode,
+            k_hbm=prof_mod.HBM_EFF.low / prof_mod.HBM_EFF.mode, k_intra=prof_mod.NVLINK_EFF.low / prof_mod.NVLINK_EFF.mode,
+            k_inter=prof_mod.NIC_EFF.low / prof_mod.NIC_EFF.mode)
+_HIGH = dict(k_gemm=prof_mod.GEMM_EFF_RANGE[2], k_attn=prof_mod.ATTN_FWD_EFF.high / prof_mod.ATTN_FWD_EFF.mode,
+             k_hbm=prof_mod.HBM_EFF.high / prof_mod.HBM_EFF.mode, k_intra=prof_mod.NVLINK_EFF.high / prof_mod.NVLINK_EFF.mode,
+             k_inter=prof_mod.NIC_EFF.high / prof_mod.NIC_EFF.mode)
 
 
-def mfu_range(model, lay: PM.Layout, p: PP.Profile) -> projection.Range:
+def mfu_range(model, lay: stepmod.Layout, p: prof_mod.Profile) -> projection.Range:
     """MFU at the pessimistic, point and optimistic ends of the profile's uncertain rates."""
-    lo = PM.step(model, lay, p.scaled(**_LOW, label="low"), require_fit=False).mfu
-    mid = PM.step(model, lay, p, require_fit=False).mfu
-    hi = PM.step(model, lay, p.scaled(**_HIGH, label="high"), require_fit=False).mfu
+    lo = stepmod.step(model, lay, p.scaled(**_LOW, label="low"), require_fit=False).mfu
+    mid = stepmod.step(model, lay, p, require_fit=False).mfu
+    hi = stepmod.step(model, lay, p.scaled(**_HIGH, label="high"), require_fit=False).mfu
     return projection.Range(min(lo, mid), mid, min(max(hi, mid), 1.0),
                             f"gwbench model {model.name} {lay.describe()} on {p.name} ({p.source})")
 
@@ -36,19 +36,19 @@ def _divisors(n: int, cap: int) -> list[int]:
     return [d for d in range(1, min(n, cap) + 1) if n % d == 0]
 
 
-def search(model, base: PM.Layout, p: PP.Profile) -> tuple[PM.Result, int, int]:
+def search(model, base: stepmod.Layout, p: prof_mod.Profile) -> tuple[stepmod.Result, int, int]:
     """The fastest layout that fits: (result, layouts tried, layouts that fit). TP stays inside
     a node (<= 8, dividing the heads); CP, PP, virtual stages, micro-batch, ZeRO stage and
     recomputation are searched; DP is what remains."""
-    PM.check_positive(base)
+    stepmod.check_positive(base)
     best, tried, fit = None, 0, 0
     seqs = base.batch_tokens // base.seq
-    for tp in _divisors(PP.GPUS_PER_NODE, PP.GPUS_PER_NODE):
+    for tp in _divisors(prof_mod.GPUS_PER_NODE, prof_mod.GPUS_PER_NODE):
         for cp in [c for c in (1, 2, 4, 8, 16, 32) if base.seq % c == 0 and base.seq // c >= 1024]:
             if base.gpus % (tp * cp):
                 continue  # no data-parallel degree fits: DP would be 0 or fractional
             for pp in _divisors(base.gpus // (tp * cp), 128):
-                layers = PM.stage_layers(model, pp)
+                layers = stepmod.stage_layers(model, pp)
                 if layers is None:
                     continue
                 dp = base.gpus // (tp * cp * pp)
@@ -57,18 +57,18 @@ def search(model, base: PM.Layout, p: PP.Profile) -> tuple[PM.Result, int, int]:
                         continue
                     for v in [x for x in (1, 2, 4, 8) if layers % x == 0 and (x == 1 or pp > 1)]:
                         for zero in (1, 2, 3):
-                            for rc in PM.RECOMPUTE:
+                            for rc in stepmod.RECOMPUTE:
                                 lay = replace(base, tp=tp, cp=cp, pp=pp, vpp=v, micro_batch=mb,
                                               zero=zero, recompute=rc)
                                 tried += 1
                                 try:
-                                    PM.check(model, lay)
+                                    stepmod.check(model, lay)
                                 except UsageError:
                                     continue
-                                if sum(PM.memory(model, lay, p).values()) * 1e9 > p.hbm_bytes:
+                                if sum(stepmod.memory(model, lay, p).values()) * 1e9 > p.hbm_bytes:
                                     continue
                                 fit += 1
-                                r = PM.step(model, lay, p, require_fit=False)
+                                r = stepmod.step(model, lay, p, require_fit=False)
                                 if best is None or r.step_s < best.step_s:
                                     best = r
     if best is None:
@@ -86,59 +86,18 @@ def site_goodput(hardware: str | None, table: specs.HardwareTable, sites_w=proje
     for w in sites_w:
         n = projection.project(basis, projection.Assumptions(samples=1), sites_w=[w])["sites"][0]
         gpus = n["outputs"]["accelerators"]["point"]
-        lo, mid, hi = G.goodput_range(gpus)
+        lo, mid, hi = gpmod.goodput_range(gpus)
         out.append({"site": projection.format_power(w), "accelerators": gpus, "point": mid.to_dict(),
                     "low": lo.goodput, "high": hi.goodput})
     return out
 
 
-def result_dict(model, r: PM.Result, p: PP.Profile, mfu: projection.Range, gp: G.Goodput,
+def result_dict(model, r: stepmod.Result, p: prof_mod.Profile, mfu: projection.Range, gp: gpmod.Goodput,
                 sites: list[dict[str, Any]], search_info: dict[str, int] | None) -> dict[str, Any]:
     return {"kind": "gwbench.perfmodel", "schema_version": 1, "model": model.name,
             "params": model.params(), "active_params": model.params(active=True),
             "result": r.to_dict(), "mfu_range": mfu.to_dict(), "profile": p.to_dict(),
             "goodput": gp.to_dict(), "sites": sites, "search": search_info}
-
-
-def render(d: dict[str, Any], fmt: str = "md") -> str:
-    if fmt == "json":
-        return json.dumps(d, indent=2)
-    r, prof, lay = d["result"], d["profile"], d["result"]["layout"]
-    m = d["mfu_range"]
-    lines = [f"# gwbench model — {d['model']} ({d['params'] / 1e9:.0f}B params, "
-             f"{d['active_params'] / 1e9:.0f}B active) on {lay['gpus']:,} x {prof['name']}",
-             "",
-             f"- layout: TP{lay['tp']} CP{lay['cp']} PP{lay['pp']} (virtual {lay['vpp']}) DP{lay['dp']}, "
-             f"micro-batch {lay['micro_batch']} x {lay['micro_batches']}, seq {lay['seq']}, "
-             f"batch {lay['batch_tokens']:,} tokens, zero {lay['zero']}, recompute {lay['recompute']}, "
-             f"{lay['precision']}",
-             f"- profile: {prof['source']}; measured: {'; '.join(prof['measured']) or 'nothing'}",
-             f"- assumed: {'; '.join(prof['assumed']) or 'nothing'}"]
-    if prof["lacking"]:
-        lines.append(f"- lacking in the run (taken from the spec): {'; '.join(prof['lacking'])}")
-    if d["search"]:
-        lines.append(f"- search: {d['search']['tried']} layouts tried, {d['search']['fit']} fit; fastest shown")
-    lines += ["", specs.format_table(["part", "s per step", "share"],
-                                     [[k, f"{v:.4g}", f"{v / r['step_s']:.1%}"]
-                                      for k, v in r["breakdown"].items()] + [["step", f"{r['step_s']:.4g}", "100%"]],
-                                     "md" if fmt == "md" else "text"), ""]
-    lines += [f"- tokens/s per GPU: {r['tokens_per_s_per_gpu']:,.0f}",
-              f"- MFU {r['mfu']:.1%} (range {m['low']:.1%}-{m['high']:.1%} from the uncertain rates); "
-              f"HFU {r['hfu']:.1%}; pipeline bubble {r['bubble']:.1%}",
-              f"- convention: {r['convention']}",
-              "- memory per GPU in GB (1 GB = 1e9 B; 1 GiB = 1.074 GB): "
-              + ", ".join(f"{k} {v:.1f}" for k, v in r["memory_gb"].items())
-              + f"; total {sum(r['memory_gb'].values()):.1f} of {r['hbm_gb']:.1f} usable"
-              + ("" if r["fits"] else " — DOES NOT FIT")]
-    g = d["goodput"]
-    lines.append(f"- goodput at {g['gpus']:,.0f} GPUs: {g['goodput']:.1%} (MTBF {g['mtbf_h']:.2f} h, "
-                 f"checkpoint every {g['interval_s']:.0f} s, Young/Daly; Llama 3 failure rate)")
-    for s in d["sites"]:
-        gp = s["point"]
-        lines.append(f"- {s['site']} site: {s['accelerators']:,.0f} accelerators, MTBF "
-                     f"{gp['mtbf_h'] * 60:.1f} min, one-job goodput {gp['goodput']:.1%} "
-                     f"(range {s['low']:.1%}-{s['high']:.1%})" + (f"; flag: {gp['flag']}" if gp["flag"] else ""))
-    return "\n".join(lines)
 
 
 def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.Assumptions,
@@ -148,18 +107,18 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
     `job_gpus` GPUs, range from the profile's uncertain rates; goodput: Young/Daly at the job
     size (a site runs many such jobs), range from the failure-rate and checkpoint/restart ranges.
     The measured-efficiency scaling of the basis is dropped: the model already used the run's rates."""
-    model = PM.preset(preset)
+    model = stepmod.preset(preset)
     if job_gpus < 1:
         raise UsageError(f"--job-gpus must be >= 1, got {job_gpus}")
     # A projection needs every rate: what the run did not measure (a one-GPU run has no
     # collectives) comes from the run's own spec entry and the note lists it as assumed.
-    prof = (PP.from_run(run_dir, table, dtype, fill=basis.accelerator.name) if run_dir
-            else PP.from_spec(basis.accelerator, table, dtype))
-    best, _, _ = search(model, PM.Layout(job_gpus, seq=8192, batch_tokens=16 * 2**20), prof)
+    prof = (prof_mod.from_run(run_dir, table, dtype, fill=basis.accelerator.name) if run_dir
+            else prof_mod.from_spec(basis.accelerator, table, dtype))
+    best, _, _ = search(model, stepmod.Layout(job_gpus, seq=8192, batch_tokens=16 * 2**20), prof)
     mfu = mfu_range(model, best.layout, prof)
-    lo, mid, hi = G.goodput_range(job_gpus)
+    lo, mid, hi = gpmod.goodput_range(job_gpus)
     gp = projection.Range(max(lo.goodput, 0.01), max(mid.goodput, 0.01), max(hi.goodput, 0.01),
-                          f"gwbench model: Young/Daly at {job_gpus:,} GPUs per job ({G.RATE.source})")
+                          f"gwbench model: Young/Daly at {job_gpus:,} GPUs per job ({gpmod.RATE.source})")
     a = replace(a, mfu=mfu, goodput=gp)
     basis = replace(basis, mfu_scale=1.0, mfu_rule=f"MFU predicted by gwbench model ({mfu.source}), not the default")
     note = (f"MFU and goodput predicted by gwbench model for {model.name}, {best.layout.describe()} "

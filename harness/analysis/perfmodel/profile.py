@@ -27,7 +27,9 @@ from typing import Any
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.flops import DTYPE_BYTES, STREAM_WORDS
-from harness.analysis.projection import Range, positive_number, read_run, reference_efficiency
+from harness.analysis.projection import Range, reference_efficiency
+from harness.core.row import busbw_gbps, gemm_shape, message_bytes, params, positive
+from harness.core.store import load_run
 
 
 # ---------------------------------------------------------------- documented efficiency factors
@@ -257,26 +259,11 @@ def _ok(rows: Sequence[Mapping[str, Any]], family: str) -> list[Mapping[str, Any
     return [r for r in rows if r.get("family") == family and r.get("status") == "ok"]
 
 
-def _busbw(row: Mapping) -> float | None:
-    """busbw in GB/s: the collectives family keeps it in `extra` (as compare._rate reads it)."""
-    extra = row.get("extra") if isinstance(row.get("extra"), Mapping) else {}
-    return positive_number(extra.get("busbw_gbps", row.get("busbw_gbps")))
-
-
-def _param(r: Mapping[str, Any], *names: str) -> float | None:
-    params = r.get("params") if isinstance(r.get("params"), Mapping) else {}
-    for n in names:
-        v = positive_number(params.get(n)) or positive_number(r.get(n))
-        if v:
-            return v
-    return None
-
-
 def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str = "bf16",
              fill: str | None = None) -> Profile:
     """A measured profile; `fill` names the spec entry that supplies lacking rows (--hardware)."""
     table = table or specs.load()
-    meta, rows = read_run(Path(run_dir))
+    meta, rows = load_run(Path(run_dir))
     device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
     dev_name = str(device.get("name") or "unknown device")
     if device.get("backend") == "cpu" and not fill:
@@ -291,24 +278,24 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     peak = base.peak_tflops
     measured, lacking = [], []
 
-    gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and positive_number(r.get("tflops"))]
+    gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and positive(r.get("tflops"))]
     points = []
     for r in gemm:
-        m, n, k = (_param(r, d) for d in ("m", "n", "k"))
-        if m and n and k:
-            points.append((int(m), int(n), int(k), min(r["tflops"] / peak, 1.0)))
+        shape = gemm_shape(r)
+        if shape:
+            points.append((*shape, min(r["tflops"] / peak, 1.0)))
     if points:
         measured.append(f"GEMM {dtype}: {len(points)} shapes, best {max(e for *_, e in points):.3f} of peak")
     else:
         lacking.append(f"ok {dtype} GEMM rows (family gemm)")
 
     attn = [r for r in _ok(rows, "attention")
-            if r.get("dtype") in (dtype, None) and positive_number(r.get("tflops"))]
+            if r.get("dtype") in (dtype, None) and positive(r.get("tflops"))]
     # The fastest backend per (seq, head_dim): a training run pins the best kernel, and the
     # run also measures MATH (the reference, ~2% of peak), which must not stand for it.
     best_at: dict[tuple[int, int], float] = {}
     for r in attn:
-        s, d = _param(r, "seq", "seq_len", "s"), _param(r, "head_dim", "d")
+        s, d = positive(params(r).get("seq")), positive(params(r).get("head_dim"))
         if s and d and str(r.get("op", "")).find("bwd") < 0:
             key = (int(s), int(d))
             best_at[key] = max(best_at.get(key, 0.0), min(r["tflops"] / peak, 1.0))
@@ -319,7 +306,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         lacking.append("ok attention rows with seq and head_dim (family attention)")
 
     # Memory-bound training ops read and write: STREAM copy/scale/add/triad, not dot (reads only).
-    mem = [positive_number(r.get("gbps")) for r in _ok(rows, "memory")
+    mem = [positive(r.get("gbps")) for r in _ok(rows, "memory")
            if r.get("op") in STREAM_WORDS and r.get("op") != "dot"]
     mem = [g for g in mem if g]
     if mem:
@@ -328,14 +315,17 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         lacking.append("ok memory bandwidth rows (family memory)")
 
     coll = [r for r in _ok(rows, "collectives")
-            if "all_reduce" in str(r.get("op", "")) and _busbw(r)]
-    intra = [r for r in coll if (_param(r, "nodes") or 1) <= 1 and (r.get("world_size") or 1) > 1]
-    inter = [r for r in coll if (_param(r, "nodes") or 1) > 1]
+            if "all_reduce" in str(r.get("op", "")) and positive(busbw_gbps(r))]
+    # A run's collectives span the nodes its launch had (run.json `distributed`).
+    dist = meta.get("distributed") if isinstance(meta.get("distributed"), dict) else {}
+    nodes = dist.get("nodes") if isinstance(dist.get("nodes"), int) else 1
+    intra = [r for r in coll if nodes <= 1 and (r.get("world_size") or 1) > 1]
+    inter = [r for r in coll if nodes > 1]
     by_size: dict[float, float] = {}
     for r in intra:
-        size = _param(r, "bytes", "size_bytes", "nbytes", "size")
+        size = message_bytes(r)
         if size:
-            by_size[size] = max(by_size.get(size, 0.0), _busbw(r))
+            by_size[size] = max(by_size.get(size, 0.0), busbw_gbps(r))
     if by_size:
         measured.append(f"intra-node all_reduce busbw at {len(by_size)} sizes")
     else:
@@ -362,7 +352,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     # HBM capacity: the device's own total_memory (bytes, as torch reports it) where the run
     # recorded it; it replaces the spec's vendor figure, so the GB/GiB reading never arises.
     # A CPU run's memory_bytes is host RAM: not an accelerator's.
-    total_b = positive_number(device.get("memory_bytes")) if device.get("backend") != "cpu" else None
+    total_b = positive(device.get("memory_bytes")) if device.get("backend") != "cpu" else None
     if total_b:
         p = replace(p, hbm_bytes=total_b - HBM_RESERVE_B)
         measured.append(_capacity_note(total_b, "device total_memory"))
@@ -370,7 +360,7 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         assumed.append(_capacity_note(spec_capacity_bytes(acc), "spec: the run has no device memory_bytes"))
     if inter:
         measured.append("inter-node all_reduce busbw (multi-node run)")
-        p = replace(p, inter_busbw_gbps=max(_busbw(r) for r in inter))
+        p = replace(p, inter_busbw_gbps=max(busbw_gbps(r) for r in inter))
     else:
         assumed.append(f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} (single-node run: "
                        f"spec link rate x stated efficiency; {NIC_EFF.source})")

@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from harness.measure.telemetry import Sample, TelemetryError
+from harness.measure.nvml import cuda_uuid, visible_entries
+from harness.measure.nvml import handle as nvml_handle
+from harness.measure.telemetry.base import Sample, TelemetryError
 
 # Field value unions by NVML_VALUE_TYPE_* (nvml.h, nvmlValueType_t).
 _VALUE_MEMBER = {0: "dVal", 1: "uiVal", 2: "ulVal", 3: "ullVal", 4: "sllVal", 5: "siVal", 6: "usVal"}
@@ -38,11 +40,14 @@ class NvmlBackend:
 
     def __init__(self, nvml=None, device_indices: list[int] | None = None,
                  env: Mapping[str, str] | None = None):
+        real = nvml is None
         if nvml is None:
             try:
                 import pynvml as nvml  # imported here: a CPU-only install may lack it
             except ImportError as e:
                 raise TelemetryError(str(e)) from e
+        # A fake NVML (tests) has no GPUs behind it: do not ask CUDA for their UUIDs.
+        self._real = real
         self.nvml, self.notes = nvml, []
         # Readings NVML has refused for good: (device, what) -> reason, repeated to each window.
         self._refused: dict[tuple[int, str], str] = {}
@@ -53,6 +58,13 @@ class NvmlBackend:
         except TelemetryError:
             self.close()
             raise
+
+    def _call_with(self, fn):
+        """fn() with NVMLError turned into TelemetryError, as _call does for named functions."""
+        try:
+            return fn()
+        except self.nvml.NVMLError as e:
+            raise TelemetryError(str(e), getattr(e, "value", None)) from e
 
     def _call(self, fn: str, *args):
         """Call pynvml.<fn>; NVMLError -> TelemetryError carrying NVML's message and code.
@@ -73,11 +85,9 @@ class NvmlBackend:
             raise TelemetryError(f"{fn}: {e}", code) from e
 
     def _open(self, indices: list[int] | None, env: Mapping[str, str]) -> tuple[list, list[str]]:
-        # NVML numbers GPUs in PCI order and ignores CUDA_VISIBLE_DEVICES, so CUDA ordinal i is
-        # the i-th entry of that variable (an NVML index or a GPU UUID). CUDA's own default
-        # order (CUDA_DEVICE_ORDER=FASTEST_FIRST) can still differ on mixed-GPU nodes.
-        visible = env.get("CUDA_VISIBLE_DEVICES")
-        entries = None if visible is None else [e.strip() for e in visible.split(",") if e.strip()]
+        """Handles of the CUDA ordinals `indices` (None: every visible GPU), through the one
+        ordinal -> handle mapping (measure/nvml.py)."""
+        entries = visible_entries(env)
         count = len(entries) if entries is not None else self._call("nvmlDeviceGetCount")
         indices = list(range(count)) if indices is None else list(indices)
         if not indices:
@@ -86,11 +96,8 @@ class NvmlBackend:
         for i in indices:
             if not isinstance(i, int) or not 0 <= i < count:
                 raise TelemetryError(f"GPU {i} not found ({count} visible)")
-            entry = entries[i] if entries is not None else str(i)
-            if entry.isdigit():
-                handles.append(self._call("nvmlDeviceGetHandleByIndex", int(entry)))
-            else:
-                handles.append(self._call("nvmlDeviceGetHandleByUUID", entry))
+            uuid = cuda_uuid(i) if self._real else None
+            handles.append(self._call_with(lambda i=i, uuid=uuid: nvml_handle(self.nvml, i, env, uuid)))
             labels.append(f"gpu{i}")
         return handles, labels
 

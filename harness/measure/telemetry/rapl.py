@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.measure.telemetry import Sample, TelemetryError
+from harness.measure.telemetry.base import Sample, TelemetryError
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 

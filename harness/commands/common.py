@@ -1,0 +1,31 @@
+"""Flags that more than one subcommand takes, declared once (`run` and `list` select cases alike)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.core.cases import DTYPES, SUITES
+
+
+def csv_list(text: str) -> list[str]:
+    """NAME[,NAME] as a list; an empty list is an argparse error ("--only ," must not quietly
+    mean "everything")."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME], got {text!r}")
+    return names
+
+
+def add_case_selection(p: argparse.ArgumentParser) -> None:
+    """Which cases a suite holds on a device: the flags `gwbench run` and `gwbench list` share."""
+    p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)} (default quick)")
+    p.add_argument("--only", type=csv_list, default=[], metavar="FAMILY[,FAMILY]",
+                   help="run only these families: gemm, attention, memory, collectives (default all)")
+    p.add_argument("--device", default="auto", help="auto (default), cuda, cuda:N or cpu")
+    p.add_argument("--dtype", dest="dtypes", type=csv_list, default=None, metavar="DTYPE[,DTYPE]",
+                   help=f"only these dtypes ({', '.join(DTYPES)}; default: each family's suite)")
+    p.add_argument("--search", action="store_true",
+                   help="GEMM maximum-achievable search over --m/n/k-range (mamf-finder style)")
+    for dim in ("m", "n", "k"):
+        p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
+                       help=f"search range of {dim} (STOP inclusive; default: the device's range)")

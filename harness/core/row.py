@@ -1,0 +1,247 @@
+"""The row: one tidy record per (case, run), the thing gwbench delivers. Built here and only here.
+
+`FIELDS` declares every top-level key a row can hold, with its type and meaning; `build_row`
+makes a measured row from a case and its Outcome, `build_imported_row` one from another tool's
+output (nccl-tests), and `validate` checks a row read back from disk. Readers use the typed
+accessors at the bottom instead of guessing where a family keeps a figure.
+
+Schema v1 (core/store.py has the format history). A row holds, in this order of concern:
+  identity   case_id, family, op, dtype, backend, world_size, params, label (core/cases.py)
+  run        schema_version, run_id, started_at, wall_s; host, rank, local_rank under a launch
+  outcome    status ok|failed|skipped, error
+  samples    samples_s (every timed sample), n_warmup, estimate_s, window_s, sustained, and
+             the statistics of core/stats.py (time_s is the median)
+  work       flop, bytes, tflops (flop / median), tflops_best (flop / min), gbps, check, extra
+  power      the telemetry window's summary (measure/telemetry), telemetry_short_window,
+             sustain_slowdown, and per-watt figures where power was read
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from harness.core.cases import Case
+from harness.core.errors import UsageError
+from harness.core.flops import gbps, tflops
+from harness.core.result import Check, Outcome
+from harness.core.stats import STAT_FIELDS, short_window, slowdown, summarize
+
+SCHEMA_VERSION = 1
+ROW_STATUSES = ("ok", "failed", "skipped")
+
+# name -> (JSON type(s), meaning). Optional fields are absent or null when not measured.
+_NUM = (int, float)
+FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "schema_version": ((int,), "row format version (core/store.py history)"),
+    "run_id": ((str,), "the run folder's id"),
+    "case_id": ((str,), "stable text identity of the case (Case.id)"),
+    "family": ((str,), "gemm | attention | memory | collectives"),
+    "op": ((str,), "the operation within the family"),
+    "dtype": ((str,), "data type name (core/cases.py DTYPES, or the tool's for imports)"),
+    "backend": ((str,), "implementation measured (torch, sdpa-flash, cupy-kernel, nccl-tests ...)"),
+    "world_size": ((int,), "ranks taking part in the case (1 for per-device families)"),
+    "params": ((dict,), "the case's shape and options"),
+    "label": ((str,), "a table label, not part of the identity"),
+    "status": ((str,), "ok | failed | skipped"),
+    "error": ((str, type(None)), "why the case failed or was skipped"),
+    "started_at": ((str, type(None)), "UTC ISO time the case started"),
+    "wall_s": (_NUM + (type(None),), "wall time of the whole case, set-up and checks included"),
+    "samples_s": ((list, type(None)), "every timed sample, seconds"),
+    "n_warmup": ((int, type(None)), "untimed warm-up iterations"),
+    "estimate_s": (_NUM + (type(None),), "one iteration's estimated cost, seconds"),
+    "window_s": (_NUM + (type(None),), "wall time of the timed region, seconds"),
+    "sustained": ((bool,), "the case ran a sustained power window"),
+    **{k: (_NUM + (bool, type(None)), "statistic of samples_s (core/stats.py)") for k in STAT_FIELDS},
+    "flop": (_NUM + (type(None),), "floating-point operations per call"),
+    "bytes": (_NUM + (type(None),), "bytes moved per call, by the family's stated convention"),
+    "tflops": (_NUM + (type(None),), "flop / median time / 1e12"),
+    "tflops_best": (_NUM + (type(None),), "flop / fastest sample / 1e12"),
+    "gbps": (_NUM + (type(None),), "bytes / median time / 1e9"),
+    "check": ((dict, type(None)), "the result check (core/result.py Check)"),
+    "extra": ((dict,), "family-specific facts (backend chosen, algbw/busbw, launch geometry ...)"),
+    "power_w": (_NUM + (type(None),), "mean power over the window, W"),
+    "energy_j": (_NUM + (type(None),), "energy over the window, J"),
+    "power_source": ((str, type(None)), "where power came from, or why it is null"),
+    "telemetry_window_s": (_NUM + (type(None),), "the telemetry clock's view of the window"),
+    "telemetry_short_window": ((bool,), "window under 1 s or 32 iterations: power not trusted"),
+    "sustain_slowdown": (_NUM + (type(None),), "median of the last tenth / first tenth - 1"),
+    "tflops_per_w": (_NUM + (type(None),), "tflops / power_w"),
+    "gbps_per_w": (_NUM + (type(None),), "gbps / power_w"),
+    "host": ((str,), "host name, under a multi-rank launch"),
+    "rank": ((int,), "global rank, under a multi-rank launch"),
+    "local_rank": ((int,), "rank on its node (its GPU on a CUDA run)"),
+}
+# The rest of a telemetry window's summary (measure/telemetry SUMMARY_KEYS) is stored as read:
+# power_max_w, energy_trace_j, energy_disagreement, clock_*_mhz, temp_c, power_limit_w,
+# throttle, throttle_time_s, n_power_samples, per_gpu, telemetry_errors.
+
+
+def build_row(case: Case, run_id: str, status: str, outcome: Outcome | None, *,
+              error: str | None, started_at: str | None, wall_s: float | None) -> dict:
+    """The row of one measured case: identity, status, every sample and what derives from it."""
+    if status not in ROW_STATUSES:
+        raise ValueError(f"row status {status!r}: one of {', '.join(ROW_STATUSES)}")
+    row: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run_id": run_id, **case.identity(),
+                           "status": status, "error": error, "started_at": started_at, "wall_s": wall_s,
+                           "samples_s": None, "flop": None, "bytes": None, "tflops": None,
+                           "tflops_best": None, "gbps": None, "check": None, "extra": {},
+                           "power_w": None, "energy_j": None,
+                           "power_source": "not measured: case did not run"}
+    if outcome is None:
+        return row
+    m = outcome.measurement
+    stats = m.stats()
+    row.update(stats)
+    row.update({"samples_s": m.samples_s, "n_warmup": m.n_warmup, "estimate_s": m.estimate_s,
+                "window_s": m.window_s, "sustained": m.sustained, "flop": outcome.flop,
+                "bytes": outcome.nbytes,
+                "check": outcome.check.as_dict() if outcome.check is not None else None,
+                "extra": outcome.extra})
+    _add_rates(row, outcome.flop, outcome.nbytes, stats["time_s"], stats["time_min_s"])
+    tel = dict(m.telemetry or {})
+    if "window_s" in tel:  # the telemetry clock's view of the window; ours stays window_s
+        tel["telemetry_window_s"] = tel.pop("window_s")
+    row.update(tel)
+    if not m.telemetry:
+        row["power_source"] = "unavailable: no telemetry window"
+    power = row.get("power_w")
+    if power:
+        row["tflops_per_w"] = row["tflops"] / power if row["tflops"] else None
+        row["gbps_per_w"] = row["gbps"] / power if row["gbps"] else None
+    row["telemetry_short_window"] = short_window(m.window_s, len(m.samples_s))
+    if m.sustained:
+        row["sustain_slowdown"] = slowdown(m.samples_s)
+    return row
+
+
+def _add_rates(row: dict, flop: float | None, nbytes: float | None, t: float, tmin: float) -> None:
+    if flop and t > 0:
+        row["tflops"] = tflops(flop, t)
+        row["tflops_best"] = tflops(flop, tmin) if tmin > 0 else None
+    if nbytes and t > 0:
+        row["gbps"] = gbps(nbytes, t)
+
+
+def build_imported_row(case: Case, run_id: str, *, samples_s: list[float], nbytes: float | None,
+                       gbps_value: float | None, check: Check, extra: dict[str, Any],
+                       tool: str, error: str | None = None) -> dict:
+    """A row from another tool's output, shaped like a measured one.
+
+    The tool's own figures are kept as it printed them (`gbps_value`: nccl-tests' algbw column,
+    not recomputed from its rounded time); power is not in such output and stays null.
+    """
+    status = "ok" if check.ok else "failed"
+    row = build_row(case, run_id, status, None, error=None if check.ok else (error or check.failure),
+                    started_at=None, wall_s=None)
+    row.update(summarize(samples_s))
+    row.update({"samples_s": list(samples_s), "n_warmup": None, "estimate_s": row["time_s"],
+                "window_s": None, "sustained": False, "bytes": nbytes, "gbps": gbps_value,
+                "check": check.as_dict(), "extra": extra,
+                "power_source": f"not measured: imported from {tool} output",
+                # No power window at all: short by short_window's own rule (window_s None).
+                "telemetry_short_window": short_window(None, len(samples_s))})
+    return row
+
+
+def tag_rank(row: dict, host: str, rank: int, local_rank: int) -> dict:
+    """The row as one rank of a multi-rank launch wrote it."""
+    return row | {"host": host, "rank": rank, "local_rank": local_rank}
+
+
+# ------------------------------------------------------------------ reading rows back
+
+
+def validate(row: Any, where: str) -> dict:
+    """`row` if its declared fields have their declared types, else UsageError naming `where`
+    and the field. The one check every reader goes through (core/store.py)."""
+    if not isinstance(row, dict):
+        raise UsageError(f"{where}: not a gwbench row (a JSON object is expected)")
+    for key in ("case_id", "status"):
+        if key not in row:
+            raise UsageError(f"{where}: not a gwbench row (no {key})")
+    if row.get("schema_version") != SCHEMA_VERSION:
+        raise UsageError(f"{where}: schema version {row.get('schema_version')!r} is not supported "
+                         f"by this gwbench (reads version {SCHEMA_VERSION}); use the gwbench that wrote it")
+    for key, (types, _) in FIELDS.items():
+        if key in row and not _is(row[key], types):
+            raise UsageError(f"{where}: field {key!r} holds {type(row[key]).__name__}, "
+                             f"expected {' or '.join(_type_name(t) for t in types)}")
+    if row["status"] not in ROW_STATUSES:
+        raise UsageError(f"{where}: status {row['status']!r} is not one of {', '.join(ROW_STATUSES)}")
+    samples = row.get("samples_s")
+    if samples is not None and not all(_is(x, _NUM + (type(None),)) for x in samples):
+        raise UsageError(f"{where}: samples_s holds a value that is not a number")
+    return row
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:  # JSON true is not a count
+        return False
+    return isinstance(value, types)
+
+
+def _type_name(t: type) -> str:
+    return {type(None): "null", dict: "object", list: "array", str: "string", bool: "boolean",
+            int: "integer", float: "number"}.get(t, t.__name__)
+
+
+# ------------------------------------------------------------------ typed accessors
+
+
+def number(value: Any) -> float | None:
+    """A finite number as float, else None (rows hold null where nothing was measured)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def positive(value: Any) -> float | None:
+    """A finite number > 0 as float, else None (a failed reading may be stored as 0)."""
+    v = number(value)
+    return v if v is not None and v > 0 else None
+
+
+def params(row: Mapping) -> Mapping:
+    p = row.get("params")
+    return p if isinstance(p, Mapping) else {}
+
+
+def extra(row: Mapping) -> Mapping:
+    e = row.get("extra")
+    return e if isinstance(e, Mapping) else {}
+
+
+def message_bytes(row: Mapping) -> float | None:
+    """A collective's message size S: the size measured (nccl-tests' rounding applied, in
+    `extra`), else the size asked for (`params`)."""
+    return positive(extra(row).get("size_bytes")) or positive(params(row).get("size_bytes"))
+
+
+def memory_bytes(row: Mapping) -> float | None:
+    """A memory case's size: one STREAM array (`extra.array_bytes`) or the transfer size."""
+    return positive(extra(row).get("array_bytes")) or positive(params(row).get("size_bytes"))
+
+
+def algbw_gbps(row: Mapping) -> float | None:
+    return number(extra(row).get("algbw_gbps"))
+
+
+def busbw_gbps(row: Mapping) -> float | None:
+    return number(extra(row).get("busbw_gbps"))
+
+
+def gemm_shape(row: Mapping) -> tuple[int, int, int] | None:
+    p = params(row)
+    dims = tuple(p.get(d) for d in ("m", "n", "k"))
+    ok = all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in dims)
+    return dims if ok else None  # type: ignore[return-value]
+
+
+def trusted_power(row: Mapping) -> float | None:
+    """The row's power in W when it may be used for per-watt figures: read (not 'unavailable')
+    over a window long enough to trust (core/stats.short_window)."""
+    if str(row.get("power_source") or "").startswith("unavailable") or row.get("telemetry_short_window"):
+        return None
+    return positive(row.get("power_w"))
