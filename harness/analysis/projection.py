@@ -44,7 +44,7 @@ import numpy as np
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.row import positive
-from harness.core.store import load_run
+from harness.core.store import load_run, read_json_file
 
 SCHEMA_VERSION = 1
 SECONDS_PER_DAY = 86_400.0
@@ -577,13 +577,7 @@ def _mtime(path: Path) -> int | None:
 
 
 def _run_projection(run_dir: Path) -> dict[str, Any]:
-    result = None
-    path = run_dir / "projection.json"
-    try:
-        if path.is_file():
-            result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        result = None
+    result = read_json_file(run_dir, "projection.json")
     if isinstance(result, Mapping) and result.get("kind") == "gwbench.projection":
         return dict(result)
     reason = result.get("fallback_reason") if isinstance(result, Mapping) else None

@@ -196,6 +196,15 @@ def read_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def read_json_file(run_dir: Path, name: str) -> Any:
+    """A JSON file the run wrote beside its rows (projection.json), or None when it is absent
+    or unreadable: such files are derived and can always be computed again."""
+    try:
+        return json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     return read_meta(run_dir), read_rows(run_dir)
 
