@@ -172,6 +172,13 @@ def sustain_for(case: Case, cfg: RunConfig, dev: devmod.Device, power_readable: 
     return DEFAULT_SUSTAIN_S if (dev.is_cuda and power_readable) else None
 
 
+def expected_s(case: Case, cfg: RunConfig, dev: devmod.Device, power_readable: bool) -> float:
+    """A case's expected wall time, for the progress bar's ETA: its warm-up and timing budgets,
+    its sustained window if it has one, and a fixed allowance for set-up and the result check."""
+    sustain = sustain_for(case, cfg, dev, power_readable) or 0.0
+    return (cfg.warmup_ms + (0.0 if sustain else cfg.rep_ms)) / 1e3 + sustain + cfg.cooldown_s * bool(sustain) + 0.2
+
+
 def run_case(case: Case, ctx: Context, run_id: str, sustain_s: float | None) -> dict:
     """Measure one case (in a sustained window when `sustain_s` is given) and build its row."""
     started, t0 = now_iso(), time.perf_counter()
@@ -271,7 +278,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         with _SignalGuard() as guard:
             if resume is None and world.rank == 0:
                 store.write_meta(**_telemetry_run_start(tel, cfg, store))
-            with prog.Progress(len(todo), console) as bar:
+            with prog.Progress(todo, console, cost_s=lambda c: expected_s(c, cfg, dev, power_readable)) as bar:
                 for case in todo:
                     bar.start(case)
                     row = run_case(case, ctx, store.meta["run_id"],

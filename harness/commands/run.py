@@ -46,7 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.measure import dist
     from harness import runner
-    from harness.present.progress import print_summary
+    from rich.console import Console
+
+    from harness.present.progress import print_next_steps, print_summary
+    from harness.present.projection import print_run_projection
 
     cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
     if args.nproc > 1 and dist.launched_env() is None:
@@ -64,13 +67,18 @@ def main(args: argparse.Namespace) -> int:
     if store.dir is None:  # a rank other than 0: rank 0 prints and writes
         return code
     rows = store.rows()
-    print_summary(rows, store.dir)
+    console = Console(file=sys.stdout)
+    print_summary(rows, store.dir, console)
     if cfg.search:
-        print(_search_best(rows))
+        console.print(_search_best(rows), highlight=False)
     if not args.no_projection and code != runner.EXIT_INTERRUPTED:
-        print(write_projection(store))
+        result = write_projection(store)
+        if result is not None:
+            print_run_projection(result, console)
     if code == runner.EXIT_INTERRUPTED:
         print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
+    else:
+        print_next_steps(store.dir, console)
     return code
 
 
@@ -104,9 +112,10 @@ def _search_best(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_projection(store) -> str:
-    """The 1 GW / 10 GW projection of the finished run, printed and written beside its rows
-    (projection.json, projection.md)."""
+def write_projection(store) -> dict | None:
+    """The 1 GW / 10 GW projection of the finished run, written beside its rows
+    (projection.json, projection.md); the result, for the terminal, or None when it failed
+    (the reason is printed: the run's rows are safe either way)."""
     import json
 
     from harness.analysis.projection import project_measured_run
@@ -116,10 +125,11 @@ def write_projection(store) -> str:
         result = project_measured_run(store.dir)
         text = render_run_projection(result)
     except Exception as exc:  # the run's rows are safe; a projection bug must not hide them
-        return f"projection failed: {type(exc).__name__}: {exc}"
+        print(f"projection failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
     try:
         store.write_text("projection.json", json.dumps(result, indent=2) + "\n")
         store.write_text("projection.md", text + "\n")
     except OSError as exc:
-        text += f"\n\n(could not write projection files: {exc})"
-    return text
+        print(f"gwbench: warning: could not write projection files: {exc}", file=sys.stderr)
+    return result

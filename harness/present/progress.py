@@ -1,33 +1,52 @@
-"""Progress bar with ETA (stderr) and the end-of-run summary table (stdout)."""
+"""What `gwbench run` shows in the terminal: the progress bar (stderr) and the summary (stdout).
+
+The summary fits the terminal it is printed to: the columns a reader needs first are always
+there (case, dtype, the figure with its unit, note); backend, power and time join as the width
+allows, and long text is cut with an ellipsis, never wrapped. The figure column names its
+statistic (the median of the samples) and marks a noisy row with `~`. Skipped cases are grouped
+by their reason, one line per reason. Power under a window too short to trust is shown in
+parentheses; where no power was read at all, one line says why.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                           TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from harness.core.row import busbw_gbps, memory_bytes, number, params
+from harness.present.tables import fit_columns
+
+NOISY_MARK = "~"
 
 
 class Progress:
-    """One task bar over the cases; on a non-terminal it prints one line per case."""
+    """One bar over the cases, weighted by each case's expected cost so the ETA does not jump
+    when cheap and expensive cases alternate; on a non-terminal, one line per finished case."""
 
-    def __init__(self, total: int, console: Console | None = None):
+    def __init__(self, cases: Sequence, console: Console | None = None,
+                 cost_s: Callable[[object], float] | None = None):
         self.console = console or Console(stderr=True)
-        self.total = total
+        self.total = len(cases)
+        self._cost = cost_s or (lambda case: 1.0)
+        self._weights = {c.id: max(self._cost(c), 1e-3) for c in cases}
         self.n = 0
         self._live = self.console.is_terminal
         self._bar = None
+        self._case = None
 
     def __enter__(self):
         if self._live:
             self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(),
-                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
                                      TextColumn("ETA"), TimeRemainingColumn(),
                                      console=self.console, transient=True)
             self._bar.__enter__()
-            self._task = self._bar.add_task("gwbench", total=self.total)
+            self._task = self._bar.add_task("gwbench", total=sum(self._weights.values()),
+                                            count=f"0/{self.total}")
         return self
 
     def __exit__(self, *exc):
@@ -36,88 +55,188 @@ class Progress:
         return False
 
     def start(self, case) -> None:
+        self._case = case
         if self._bar is not None:
-            self._bar.update(self._task, description=_short(case.id))
+            self._bar.update(self._task, description=case_label(case, width=self._label_width()))
 
     def done(self, row: dict) -> None:
         self.n += 1
         if self._bar is not None:
-            self._bar.advance(self._task)
+            self._bar.update(self._task, advance=self._weights.get(row["case_id"], 1.0),
+                             count=f"{self.n}/{self.total}")
         else:
             self.console.print(f"[{self.n}/{self.total}] {row['status']:7s} {row['case_id']} "
                                f"{_figure(row)}", highlight=False, soft_wrap=True)
 
+    def _label_width(self) -> int:
+        return max(20, self.console.width - 45)  # bar, counts, elapsed and ETA take ~45 columns
 
-def _short(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+def case_label(case, width: int = 60) -> str:
+    """family op dtype backend shape, cut at the end (the family and op stay readable)."""
+    text = f"{case_text(case.identity())} {case.dtype} {case.backend}"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _figure(row: dict) -> str:
     if row.get("status") != "ok":
         return (row.get("error") or "")[:120]
-    parts = []
-    if row.get("tflops") is not None:
-        parts.append(f"{row['tflops']:.4g} TFLOP/s")
-    if row.get("gbps") is not None and row.get("tflops") is None:
-        parts.append(f"{row['gbps']:.4g} GB/s")
-    if row.get("busbw_gbps") is not None:
-        parts.append(f"busbw {row['busbw_gbps']:.4g} GB/s")
-    if row.get("power_w") is not None:
-        parts.append(f"{_watts(row)} W")
-    return "  ".join(parts)
+    return "  ".join(x for x in (result_text(row), _watts(row) + " W" if row.get("power_w") is not None else "") if x)
+
+
+def result_text(row: dict) -> str:
+    """The row's headline figure with its unit: TFLOP/s, busbw GB/s (and algbw) or GB/s; the
+    median of its samples; `~` when noisy (IQR > 10% of the median)."""
+    if row.get("status") != "ok":
+        return str(row.get("status"))
+    noisy = NOISY_MARK if row.get("noisy") else ""
+    bus = busbw_gbps(row)
+    if row.get("family") == "collectives" and bus is not None:
+        return f"busbw {bus:.4g} GB/s{noisy}"
+    tf, gb = number(row.get("tflops")), number(row.get("gbps"))
+    if tf is not None:
+        return f"{tf:.4g} TFLOP/s{noisy}"
+    if gb is not None:
+        return f"{gb:.4g} GB/s{noisy}"
+    t = number(row.get("time_s"))
+    return f"{t * 1e3:.4g} ms{noisy}" if t is not None else ""
 
 
 def _watts(row: dict) -> str:
     """Power of a window under 1 s is shown in parentheses: the NVML counter and sensor
-    refresh too coarsely for it to be trusted (telemetry.short_window)."""
+    refresh too coarsely for it to be trusted (core/stats.short_window)."""
     text = f"{row['power_w']:.0f}"
     return f"({text})" if row.get("telemetry_short_window") else text
 
 
 def shape_text(row: dict) -> str:
-    p = row.get("params") if isinstance(row.get("params"), dict) else {}  # a hand-edited file
+    p = params(row)
     if {"m", "n", "k"} <= p.keys():
         return f"{p['m']}x{p['n']}x{p['k']}"
-    return ",".join(f"{k}={v}" for k, v in p.items())
+    return ",".join(f"{k}={v}" for k, v in p.items() if k != "data")
 
 
-def summary_table(rows: list[dict], limit: int = 60) -> Table:
-    """Ok rows first by family; failures and skips listed with their reason."""
-    table = Table(title="gwbench summary", show_lines=False)
-    for col, just in (("family", "left"), ("op", "left"), ("case", "left"), ("dtype", "left"),
-                      ("status", "left"), ("median ms", "right"), ("TFLOP/s", "right"),
-                      ("GB/s", "right"), ("W", "right"), ("note", "left")):
-        table.add_column(col, justify=just)
-    shown = rows if len(rows) <= limit else _top(rows, limit)
-    for r in shown:
-        note = r.get("error") or ("noisy (IQR > 10% of median)" if r.get("noisy") else "")
-        t = r.get("time_s")
-        table.add_row(
-            r["family"], r["op"], f"{r.get('label') or ''} {shape_text(r)}".strip(), r["dtype"],
-            r["status"], f"{t * 1e3:.4g}" if t else "",
-            f"{r['tflops']:.4g}" if r.get("tflops") is not None else "",
-            f"{r['gbps']:.4g}" if r.get("gbps") is not None else "",
-            _watts(r) if r.get("power_w") is not None else "",
-            (note or "")[:90],
-        )
-    if len(rows) > limit:
-        table.caption = f"{limit} of {len(rows)} rows (best per family first); `gwbench report` has all"
+def _bytes(n) -> str:
+    n = number(n)
+    if n is None:
+        return "?"
+    for unit, k in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= k:
+            return f"{n / k:g} {unit}"
+    return f"{n:g} B"
+
+
+def case_text(row: dict) -> str:
+    """What was measured, in a reader's words: family, operation, label and shape."""
+    fam, op, label, p = str(row.get("family")), str(row.get("op")), row.get("label") or "", params(row)
+    if fam == "gemm":
+        return f"gemm {label} {shape_text(row)}".replace("  ", " ").strip()
+    if fam == "attention" and "seq" in p:
+        kv = f"/{p['kv_heads']}" if p.get("kv_heads") not in (None, p.get("heads")) else ""
+        text = (f"attention {op} {label} s={p['seq']} d={p.get('head_dim')} h={p.get('heads')}{kv}"
+                f"{' causal' if p.get('causal') else ''} b={p.get('batch')}")
+        return " ".join(text.split())
+    if fam == "collectives" and "size_bytes" in p:
+        return f"{op} {str(p.get('placement', '')).replace('_', '-')} {_bytes(p['size_bytes'])}"
+    if fam == "memory":
+        size = memory_bytes(row)
+        what = _bytes(size) if size else shape_text(row)
+        return " ".join(f"memory {op} {label} {what}".split())
+    return " ".join(f"{fam} {op} {label} {shape_text(row)}".split())
+
+
+# Columns: (header, justify, minimum terminal width that shows it, cell of a row). The first
+# ones are always shown; the others join as the terminal widens.
+_COLUMNS: list[tuple[str, str, int, Callable[[dict], str]]] = [
+    ("case", "left", 0, case_text),
+    ("dtype", "left", 0, lambda r: str(r.get("dtype"))),
+    ("backend", "left", 100, lambda r: str(r.get("backend"))),
+    ("result (median)", "right", 0, result_text),
+    ("W", "right", 100, lambda r: _watts(r) if r.get("power_w") is not None else ""),
+    ("median ms", "right", 130, lambda r: f"{r['time_s'] * 1e3:.4g}" if number(r.get("time_s")) else ""),
+    ("note", "left", 0, lambda r: str(r.get("error") or ("noisy: IQR > 10% of median" if r.get("noisy") else ""))),
+]
+
+
+def summary_table(rows: list[dict], width: int = 160, limit: int = 60) -> Table:
+    """The measured (ok and failed) rows, best first per family past `limit`; skipped rows are
+    summarised by `skipped_lines`."""
+    shown = [r for r in rows if r.get("status") != "skipped"]
+    has_power = any(r.get("power_w") is not None for r in shown)
+    cols = [c for c in _COLUMNS if width >= c[2] and (c[0] != "W" or has_power)]
+    picked = shown if len(shown) <= limit else _top(shown, limit)
+    cells = [[cell(r) for _, _, _, cell in cols] for r in picked]
+    headers = [c[0] for c in cols]
+    # The case and the note give way (cut with an ellipsis) before the figures do.
+    flexible = [headers.index(h) for h in ("case", "note", "backend") if h in headers]
+    keep, widths = fit_columns(headers, cells, width, flexible=flexible)
+    table = Table(title="gwbench summary", show_lines=False, expand=False)
+    for j in keep:
+        table.add_column(headers[j], justify=cols[j][1], no_wrap=True, overflow="ellipsis", width=widths[j])
+    for c in cells:
+        table.add_row(*(c[j] for j in keep))
+    if len(shown) > limit:
+        table.caption = f"{limit} of {len(shown)} measured rows (failures, then best first); `gwbench report` has all"
     return table
 
 
 def _top(rows: list[dict], limit: int) -> list[dict]:
     ok = sorted((r for r in rows if r["status"] == "ok"),
-                key=lambda r: -(r.get("tflops") or r.get("gbps") or 0))
+                key=lambda r: -(number(r.get("tflops")) or number(r.get("gbps")) or 0))
     bad = [r for r in rows if r["status"] != "ok"]
     return (bad[: limit // 3] + ok)[:limit]
 
 
+def skipped_lines(rows: list[dict]) -> list[str]:
+    """One line per (family, reason): the dtypes/backends it covers and how many cases."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if r.get("status") == "skipped":
+            groups.setdefault((str(r.get("family")), str(r.get("error") or "no reason given")), []).append(r)
+    out = []
+    for (family, reason), rs in groups.items():
+        labels = sorted({str(r.get("dtype")) if family == "gemm" else f"{r.get('backend')} {r.get('dtype')}"
+                         for r in rs})
+        what = ", ".join(labels[:4]) + (f", … ({len(labels) - 4} more)" if len(labels) > 4 else "")
+        n = len(rs)
+        out.append(f"{family} {what} ({n} case{'s' if n != 1 else ''}): {reason}")
+    return out
+
+
+def power_note(rows: list[dict]) -> str | None:
+    """Why the W column is absent or parenthesised: said once, not left blank."""
+    measured = [r for r in rows if r.get("status") == "ok"]
+    if not measured:
+        return None
+    if not any(r.get("power_w") is not None for r in measured):
+        sources = sorted({str(r.get("power_source")) for r in measured if r.get("power_source")})
+        why = sources[0] if len(sources) == 1 else "; ".join(sources[:2])
+        return f"no power readings: {why}"
+    if any(r.get("telemetry_short_window") and r.get("power_w") is not None for r in measured):
+        return ("(W): window under 1 s or 32 iterations, power not trustworthy; the sustained cases "
+                "(--sustain) give the figure to use")
+    return None
+
+
 def print_summary(rows: list[dict], run_dir, console: Console | None = None) -> None:
-    console = console or Console(file=sys.stdout, width=160)
-    console.print(summary_table(rows))
+    console = console or Console(file=sys.stdout)
+    width = console.width
+    console.print(summary_table(rows, width=width))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
-    console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped")
-    if any(r.get("telemetry_short_window") and r.get("power_w") is not None for r in rows):
-        console.print("(W): window under 1 s or 32 iterations, power not trustworthy; "
-                      "sustained cases (--sustain) give the figure to use")
-    console.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
+    console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
+                  highlight=False)
+    for line in skipped_lines(rows):
+        console.print(f"  skipped: {line}", highlight=False, overflow="ellipsis", no_wrap=True)
+    note = power_note(rows)
+    if note:
+        console.print(note, highlight=False, overflow="fold")
+    console.print(f"run folder: {run_dir}", highlight=False, overflow="fold")
+
+
+def print_next_steps(run_dir, console: Console | None = None) -> None:
+    console = console or Console(file=sys.stdout)
+    console.print("next:", highlight=False)
+    for cmd, what in ((f"gwbench report {run_dir}", "every row; --format md|html|csv|json"),
+                      (f"gwbench publish {run_dir.parent} --out site", "a static site of every run"),
+                      (f"gwbench compare {run_dir} OTHER_RUN", "case by case against another run")):
+        console.print(f"  {cmd}   ({what})", highlight=False, overflow="fold")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.analysis.projection import OUTPUTS, SCALE_LIMIT_FLOP, Range, format_power
-from harness.present.tables import fmt_value, format_table
+from harness.present.tables import fmt_value, format_table, rich_table
 
 
 def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[str]:
@@ -27,6 +27,15 @@ def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[st
 def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(result, indent=2)
+    lines, headers, rows, flags = _projection_parts(result)
+    bullet = "- " if fmt == "md" else ""
+    head = "\n".join(bullet + ln for ln in lines)
+    tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
+    return "\n\n".join(p for p in (head, format_table(headers, rows, fmt), tail) if p)
+
+
+def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], list[list[str]], list[str]]:
+    """(header lines, table headers, table rows, flags) of a projection, for every renderer."""
     b, sites = result["basis"], result["sites"]
     lines = [f"gwbench projection — {b['label']}",
              f"{b['hardware']['name']}: dense {b['dtype']} peak {b['peak_tflops']:g} TFLOP/s "
@@ -49,15 +58,21 @@ def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
             cells += [fmt_value(o["p50"], unit), spread]
         rows.append(cells)
     flags = [f"{s['name']}: {f}" for s in sites for f in s["flags"]] + list(result["notes"])
-    bullet = "- " if fmt == "md" else ""
-    head = "\n".join(bullet + ln for ln in lines)
-    tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
-    return "\n\n".join(p for p in (head, format_table(headers, rows, fmt), tail) if p)
+    return lines, headers, rows, flags
 
 
 def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(result, indent=2)
+    head, headers, rows, notes = _generations_parts(result)
+    bullet = "- " if fmt == "md" else ""
+    tail = "\n".join(bullet + n for n in notes)
+    parts = ("\n".join(bullet + ln for ln in head), format_table(headers, rows, fmt), tail)
+    return "\n\n".join(p for p in parts if p)
+
+
+def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], list[list[Any]], list[str]]:
+    """(header lines, table headers, table rows, notes) of the generation table."""
     site_names = [format_power(w) for w in result["sites_w"]]
     headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
     headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]
@@ -73,7 +88,6 @@ def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
             cells += [fmt_value(s["accelerators"], "count"), fmt_value(s["flop_per_year"]) + star]
         cells += [fmt_value(r["flop_per_joule"]), f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None]
         rows.append(cells)
-    bullet = "- " if fmt == "md" else ""
     head = [f"gwbench generations — {result['label']}"]
     head += _assumption_lines(result["assumptions"], monte_carlo=False)
     head.append("W per accelerator: system power / GPUs + network share, or TDP x 1.82 where the table "
@@ -83,9 +97,7 @@ def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
         days = result["assumptions"]["days"]
         notes.append(f"* one {days:g}-day run above ~{fmt_value(SCALE_LIMIT_FLOP)} FLOP: "
                      "Epoch (arXiv 2411.01137) finds data movement cutting utilisation past it")
-    tail = "\n".join(bullet + n for n in notes)
-    parts = ("\n".join(bullet + ln for ln in head), format_table(headers, rows, fmt), tail)
-    return "\n\n".join(p for p in parts if p)
+    return head, headers, rows, notes
 
 
 # ---------------------------------------------------------------- a run's projection
@@ -98,6 +110,30 @@ def render_run_projection(result: Mapping[str, Any]) -> str:
         return render_projection(result, "md")
     return (f"No measured projection ({reason}); showing the spec-based projection of reference "
             "generations, not measured.\n\n" + render_generations(result, "md"))
+
+
+def print_run_projection(result: Mapping[str, Any], console) -> None:
+    """The end of `gwbench run` in the terminal: the same figures as projection.md, in the same
+    table style as the run's summary (rich), so one run ends in one style."""
+    reason = result.get("fallback_reason")
+    if reason is None:
+        lines, headers, rows, notes = _projection_parts(result)
+        title, notes = "1 GW / 10 GW projection (Monte Carlo p50, p5 – p95)", [f"flag: {f}" for f in notes]
+        optional: list[int] = []
+    else:
+        lines, headers, rows, notes = _generations_parts(result)
+        lines = [f"No measured projection ({reason}); the spec-based projection of reference "
+                 "generations, not measured:"] + lines
+        title = "1 GW / 10 GW, spec-based (point estimates at the default assumptions)"
+        # A terminal's short headers; status, dtype, FLOP per J, peak, W, vs H100 are what a
+        # narrow terminal can do without.
+        headers = [h.replace(" accelerators", " GPUs").replace("FLOP/year", "FLOP/yr") for h in headers]
+        optional = [1, 2, 9, 3, 4, 10]
+    for ln in lines:
+        console.print(ln, highlight=False, overflow="fold")
+    console.print(rich_table(headers, rows, title=title, width=console.width, optional=optional))
+    for n in notes:
+        console.print(n, highlight=False, overflow="fold")
 
 
 def summary_lines(result: Mapping[str, Any] | None) -> list[str]:

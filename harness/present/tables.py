@@ -32,3 +32,56 @@ def fmt_value(x: float | None, unit: str = "") -> str:
         return f"{x:,.0f}"
     s = f"{x:.3g}"
     return s.replace("e+", "e").replace("e0", "e").replace("e-0", "e-")
+
+
+def fit_columns(headers: Sequence[str], cells: Sequence[Sequence[str]], width: int | None,
+                flexible: Sequence[int] = (0,), optional: Sequence[int] = (),
+                min_flexible: int = 8) -> tuple[list[int], dict[int, int]]:
+    """Which columns a box table shows in `width` terminal columns, and how wide each is.
+
+    Figures keep their natural width (never cut); `flexible` columns (text) share what is left,
+    each between `min_flexible` and its natural width; `optional` columns (indices, least
+    wanted first) are dropped until the rest fit. A box table costs 3 columns per column + 1.
+    """
+    natural = [max([len(str(headers[i]))] + [len(r[i]) for r in cells]) for i in range(len(headers))]
+    keep = list(range(len(headers)))
+    flex = [i for i in flexible if i in keep]
+
+    def need(cols: list[int]) -> int:
+        return sum(min(natural[j], min_flexible) if j in flexible else natural[j] for j in cols) + 3 * len(cols) + 1
+
+    if width is not None:
+        for i in optional:
+            if need(keep) <= width:
+                break
+            keep.remove(i)
+    widths = {j: natural[j] for j in keep}
+    if width is not None:
+        flex = [j for j in flexible if j in keep]
+        room = width - sum(natural[j] for j in keep if j not in flex) - 3 * len(keep) - 1
+        # Share the room among the flexible columns, the narrowest first (each takes what it needs).
+        for n, j in enumerate(sorted(flex, key=lambda j: natural[j])):
+            share = max(min_flexible, room // (len(flex) - n)) if room > 0 else min_flexible
+            widths[j] = min(natural[j], share)
+            room -= widths[j]
+    return keep, widths
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+               width: int | None = None, optional: Sequence[int] = ()):
+    """The same cells as a rich table: the terminal's one table style (the run summary's).
+
+    Fits `width` columns (fit_columns): the first column is the flexible one and may wrap; the
+    figures are never cut; `optional` columns go first when the terminal is narrow.
+    """
+    from rich.table import Table
+
+    cells = [["—" if c is None else str(c) for c in r] for r in rows]
+    keep, widths = fit_columns(headers, cells, width, flexible=(0,), optional=optional)
+    table = Table(title=title)
+    for j in keep:
+        table.add_column(str(headers[j]), justify="left" if j == 0 else "right", width=widths[j],
+                         no_wrap=j != 0, overflow="fold")
+    for r in cells:
+        table.add_row(*(r[j] for j in keep))
+    return table

@@ -1,0 +1,93 @@
+"""What `gwbench run` prints: the summary and the projection fit 80, 100 and 160 columns, name
+their statistic, show busbw for collectives, group skipped cases by reason, and say why power
+is missing; the progress label and its ETA weights."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from harness.analysis.projection import REFERENCE_GENERATIONS, generations
+from harness.core.cases import Case
+from harness.present.progress import (Progress, case_label, print_next_steps, print_summary,
+                                      skipped_lines)
+from harness.present.projection import print_run_projection
+from tests.conftest import built_row, gemm_row
+
+
+def _rows():
+    rows = [gemm_row(742.0, n=4096, power_w=690.0), gemm_row(500.0, n=8192, noisy=True, power_w=700.0)]
+    rows.append(built_row("attention", "fwd", "bf16", {"batch": 2, "seq": 8192, "heads": 32, "kv_heads": 8,
+                                                      "head_dim": 128, "causal": True},
+                          backend="sdpa-cudnn", flop=1e12, time_s=2e-3))
+    rows.append(built_row("collectives", "all_reduce", "bf16", {"size_bytes": 1 << 30, "placement": "in_place"},
+                          backend="nccl", world_size=8, nbytes=1 << 30, time_s=5e-3,
+                          extra={"size_bytes": 1 << 30, "algbw_gbps": 214.7, "busbw_gbps": 375.8}))
+    for dt in ("tf32", "fp8"):
+        rows += [built_row("gemm", "matmul", dt, {"m": s, "n": s, "k": s, "data": "randn"}, status="skipped",
+                           error=f"{dt} needs a CUDA GPU") for s in (256, 512)]
+    rows.append(built_row("gemm", "matmul", "bf16", {"m": 64, "n": 64, "k": 64, "data": "randn"},
+                          status="failed", error="wrong result: max relative error 0.5 > tolerance 0.02"))
+    return rows
+
+
+def _render(fn, width: int) -> str:
+    buf = io.StringIO()
+    fn(Console(file=buf, width=width, force_terminal=False, color_system=None))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_summary_fits_the_terminal(width, tmp_path):
+    text = _render(lambda c: print_summary(_rows(), tmp_path / "run", c), width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "result (median)" in text  # the statistic is named
+    assert "busbw 375.8 GB/s" in text  # collectives show busbw, the figure nccl-tests users read
+    assert "500 TFLOP/s~" in text  # noisy rows are marked
+    assert "failed" in text and "wrong result" in text
+    # Skipped cases: one line per reason, not one row per case.
+    assert text.count("skipped: gemm tf32 (2 cases): tf32 needs a CUDA GPU") == 1
+    assert "skipped: gemm fp8 (2 cases)" in text
+    if width >= 100:
+        assert "sdpa-cudnn" in text and " W " in text.splitlines()[2]  # backend and power columns
+    else:
+        assert "sdpa-cudnn" not in text  # dropped to fit; the case, dtype and figure stay
+
+
+def test_cpu_run_says_why_there_is_no_power(tmp_path):
+    rows = [gemm_row(0.2, n=256, dtype="fp32")]
+    text = _render(lambda c: print_summary(rows, tmp_path, c), 100)
+    assert "no power readings: unavailable: no NVML in this test" in text
+
+
+@pytest.mark.parametrize("width", [80, 100, 160])
+def test_projection_at_the_end_fits_and_uses_the_table_style(width):
+    result = generations(keys=REFERENCE_GENERATIONS) | {"fallback_reason": "a CPU run"}
+    text = _render(lambda c: print_run_projection(result, c), width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "No measured projection (a CPU run)" in text and "H100 SXM" in text
+    assert "┃" in text  # rich's box, as the summary
+
+
+def test_next_steps_name_the_run(tmp_path):
+    text = _render(lambda c: print_next_steps(tmp_path / "r1", c), 160)
+    assert f"gwbench report {tmp_path / 'r1'}" in text and "gwbench publish" in text
+
+
+def test_skipped_lines_group_by_family_and_reason():
+    rows = _rows()
+    assert skipped_lines(rows) == ["gemm tf32 (2 cases): tf32 needs a CUDA GPU",
+                                   "gemm fp8 (2 cases): fp8 needs a CUDA GPU"]
+
+
+def test_progress_label_and_weighted_eta():
+    case = Case.make("attention", "fwd", "bf16", backend="sdpa-flash", batch=2, seq=8192, heads=32,
+                     kv_heads=8, head_dim=128, causal=True)
+    label = case_label(case, width=200)
+    assert label.startswith("attention fwd s=8192 d=128 h=32/8 causal") and "sdpa-flash" in label
+    assert case_label(case, width=20).startswith("attention fwd") and len(case_label(case, width=20)) == 20
+    cheap, dear = Case.make("gemm", "matmul", "bf16", m=8, n=8, k=8), Case.make("gemm", "matmul", "bf16", m=9, n=9, k=9)
+    bar = Progress([cheap, dear], Console(file=io.StringIO()), cost_s=lambda c: 5.0 if c is dear else 0.1)
+    assert bar._weights == {cheap.id: 0.1, dear.id: 5.0}
