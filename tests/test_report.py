@@ -88,7 +88,7 @@ def test_other_families_pivot_and_missing_fields_skip():
     assert html.startswith("<!DOCTYPE html>") and html.count("<table") >= 4
     table = list(csv.DictReader(io.StringIO(report.render(META, rows, "csv"))))
     assert [r["case_id"] for r in table] == [r["case_id"] for r in rows]
-    assert table[2]["busbw_gbps"] == "350.0" and table[3]["family"] == "memory"
+    assert table[2]["busbw_GB_per_s"] == "350.0" and table[3]["family"] == "memory"
     data = json.loads(report.render(META, rows, "json"))
     assert len(data["rows"]) == len(rows) and set(data["pivots"]) == {"attention", "collectives", "memory"}
 
@@ -109,7 +109,7 @@ def test_cli_formats_and_bad_format(tmp_path):
     assert "| 4096×4096×4096 | 742 (75%) |" in out["md"].stdout
     assert "742 (75%)" in out["html"].stdout and "<table class=\"pivot\">" in out["html"].stdout
     (row,) = csv.DictReader(io.StringIO(out["csv"].stdout))
-    assert float(row["tflops"]) == 742.0 and row["p_m"] == "4096"
+    assert float(row["TFLOP_per_s"]) == 742.0 and row["p_m"] == "4096" and row["noisy"] == "false"
     assert json.loads(out["json"].stdout)["rows"][0]["tflops"] == 742.0
     bad = gwbench("report", str(store.dir), "--format", "pdf")
     assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr
@@ -157,3 +157,54 @@ def test_spread_across_ranks_names_the_slowest_gpu():
     assert sp.cells[(case_id, "spread")].text == "5.0%"
     assert sp.cells[(case_id, "slowest")].text == "a rank 1 (local rank 1, its GPU on a CUDA run)"
     assert "every GPU" not in pivots({}, rows[:1])  # one rank: no spread table
+
+
+def test_csv_is_typed_and_safe_in_a_spreadsheet():
+    import pandas as pd
+
+    rows = [gemm("bf16", 4096, 742.0, power=700), gemm("fp8", 4096, None, status="skipped"),
+            built_row("gemm", "matmul", "bf16", {"m": 8, "n": 8, "k": 8, "data": "randn"}, status="failed",
+                      error="=HYPERLINK(\"http://x\")")]
+    text = report.render(META, rows, "csv")
+    frame = pd.read_csv(io.StringIO(text))
+    assert str(frame["n_samples"].dtype) in ("int64", "float64") and text.splitlines()[1].count(",40,") == 1
+    first = next(csv.DictReader(io.StringIO(text)))
+    assert first["n_samples"] == "40" and first["noisy"] == "false" and first["short_window"] == "false"
+    assert float(first["TFLOP_per_J"]) == pytest.approx(742.0 / 700)  # a 2 s window: trusted
+    assert float(first["time_stddev_s"]) == pytest.approx(0.0, abs=1e-15)
+    assert "'=HYPERLINK" in text  # a formula stays text in a spreadsheet
+
+
+def test_per_joule_only_from_trusted_windows():
+    burst = gemm_row_short = built_gemm(700.0, n=4096, power_w=1100.0, window_s=0.1)
+    assert gemm_row_short["telemetry_short_window"]
+    first = next(csv.DictReader(io.StringIO(report.render(META, [burst], "csv"))))
+    assert first["TFLOP_per_J"] == "" and first["short_window"] == "true"
+
+
+def test_json_pivots_have_numbers_and_normalize():
+    import pandas as pd
+
+    rows = [gemm("bf16", 4096, 742.0, power=700), gemm("fp8", 4096, 1500.0, noisy=True)]
+    data = json.loads(report.render(META, rows, "json"))
+    (table,) = data["pivots"]["gemm"]
+    cells = pd.DataFrame(table["cells"])
+    bf16 = cells[cells["column"] == "bf16"].iloc[0]
+    assert bf16["value"] == pytest.approx(742.0) and bf16["share_of_peak"] == pytest.approx(742 / 989)
+    assert bool(cells[cells["column"] == "fp8"].iloc[0]["noisy"]) is True
+    flat = pd.json_normalize(data["rows"])
+    assert {"params.m", "extra.out_dtype", "check.ok"} <= set(flat.columns) or "params.m" in flat.columns
+
+
+def test_python_api_loads_typed_frames(tmp_path):
+    import harness
+    from tests.conftest import write_run_folder
+
+    rows = [gemm("bf16", 4096, 742.0, power=700), gemm("fp8", 4096, None, status="skipped")]
+    write_run_folder(tmp_path / "a", rows, META["device"])
+    write_run_folder(tmp_path / "b", rows[:1], META["device"])
+    frame = harness.load_run(tmp_path / "a")
+    assert str(frame["n_samples"].dtype) == "Int64" and str(frame["noisy"].dtype) == "boolean"
+    assert frame["p_m"].tolist() == [4096, 4096] and frame.attrs["run"]["run_id"] == "a"
+    both = harness.load_runs(tmp_path)
+    assert sorted(both["run_id"].unique()) == ["a", "b"] and len(both) == 3

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from harness.core.errors import UsageError
-from harness.core.store import (SCHEMA_VERSION, RunStore, load_run, make_run_id, read_rows, to_frame)
+from harness.core.frame import to_frame
+from harness.core.store import SCHEMA_VERSION, RunStore, load_run, make_run_id, read_rows
 
 
 def _row(i, status="ok"):

@@ -207,17 +207,3 @@ def read_json_file(run_dir: Path, name: str) -> Any:
 
 def load_run(run_dir: Path) -> tuple[dict, list[dict]]:
     return read_meta(run_dir), read_rows(run_dir)
-
-
-def to_frame(rows: list[dict]):
-    """Tidy pandas frame: one row per (case, run); params flattened as `p_<name>`."""
-    import pandas as pd
-
-    flat = []
-    for r in rows:
-        d = {k: v for k, v in r.items() if k not in ("params", "samples_s")}
-        for k, v in (r.get("params") or {}).items():
-            d[f"p_{k}"] = v
-        d["samples_s"] = r.get("samples_s")
-        flat.append(d)
-    return pd.DataFrame(flat)

@@ -11,6 +11,7 @@ hidden. A family whose rows lack the fields its pivot needs is left out, never a
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -22,15 +23,44 @@ from harness.analysis.peaks import peak_for, spec_for
 from harness.core.errors import UsageError
 from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
-from harness.core.row import algbw_gbps, busbw_gbps, extra, memory_bytes, number, params
-from harness.core.store import to_frame
+from harness.core.row import algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, trusted_power
 from harness.present.html import esc, html_page
 from harness.present.progress import shape_text
 from harness.present.projection import summary_lines
 
-CSV_COLUMNS = ("case_id", "family", "op", "dtype", "backend", "world_size", "label", "status",
-               "error", "time_s", "time_iqr_s", "n_samples", "noisy", "flop", "bytes",
-               "tflops", "gbps", "power_w", "energy_j", "power_source", "tflops_per_w")
+def _stddev_s(r: Mapping) -> float | None:
+    cv, mean = number(r.get("time_cv")), number(r.get("time_mean_s"))
+    return cv * mean if cv is not None and mean is not None else None
+
+
+def _per_joule(r: Mapping, key: str) -> float | None:
+    """Work per joule (= rate per watt) from a window long enough to trust, else None."""
+    power, rate = trusted_power(r), number(r.get(key))
+    return rate / power if power and rate is not None else None
+
+
+# The CSV: (header, cell of a row). Units are in the headers (GB_per_s is 1e9 bytes per second,
+# TFLOP_per_s 1e12 FLOP per second; never bits); counts are written as integers and flags as
+# true/false, empty where the case did not run. harness.load_run gives the same rows typed.
+CSV_FIELDS: tuple[tuple[str, Callable[[Mapping], Any]], ...] = (
+    ("case_id", lambda r: r.get("case_id")), ("family", lambda r: r.get("family")),
+    ("op", lambda r: r.get("op")), ("dtype", lambda r: r.get("dtype")),
+    ("backend", lambda r: r.get("backend")), ("world_size", lambda r: r.get("world_size")),
+    ("label", lambda r: r.get("label")), ("status", lambda r: r.get("status")),
+    ("error", lambda r: r.get("error")), ("n_samples", lambda r: r.get("n_samples")),
+    ("time_median_s", lambda r: r.get("time_s")), ("time_mean_s", lambda r: r.get("time_mean_s")),
+    ("time_min_s", lambda r: r.get("time_min_s")), ("time_stddev_s", _stddev_s),
+    ("time_iqr_s", lambda r: r.get("time_iqr_s")), ("noisy", lambda r: r.get("noisy")),
+    ("flop", lambda r: r.get("flop")), ("bytes", lambda r: r.get("bytes")),
+    ("TFLOP_per_s", lambda r: r.get("tflops")), ("GB_per_s", lambda r: r.get("gbps")),
+    ("algbw_GB_per_s", lambda r: extra(r).get("algbw_gbps")),
+    ("busbw_GB_per_s", lambda r: extra(r).get("busbw_gbps")),
+    ("power_W", lambda r: r.get("power_w")), ("energy_J", lambda r: r.get("energy_j")),
+    ("power_source", lambda r: r.get("power_source")), ("window_s", lambda r: r.get("window_s")),
+    ("short_window", lambda r: r.get("telemetry_short_window")),
+    ("TFLOP_per_J", lambda r: _per_joule(r, "tflops")), ("GB_per_J", lambda r: _per_joule(r, "gbps")),
+)
+CSV_COLUMNS = tuple(name for name, _ in CSV_FIELDS)
 NOISY_MARK = "~"
 LEGEND = (f"`{NOISY_MARK}` noisy (IQR > 10% of the median); `(NN%)` share of the device's dense "
           "spec peak; `/W` per watt where power was read; `failed` / `skipped`: see the row list")
@@ -420,25 +450,47 @@ def render_html(meta: dict, rows: list[dict], projection: Mapping | None = None)
     return html_page(f"gwbench run {meta.get('run_id')}", render_html_body(meta, rows, projection))
 
 
+def _csv_cell(v: Any) -> str:
+    """One CSV cell: integers as integers, flags true/false, floats at full precision, and text
+    that a spreadsheet would run as a formula (= + - @ first) quoted with a leading '."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "" if v != v else repr(v)
+    text = str(v)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def render_csv(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
-    if not rows:
-        return ",".join(CSV_COLUMNS) + "\n"
-    frame = to_frame(rows)
-    for k in ("algbw_gbps", "busbw_gbps"):  # collectives keep algbw/busbw in extra
-        vals = [extra(r).get(k) for r in rows]
-        if any(v is not None for v in vals):
-            frame[k] = vals
-    cols = [c for c in (*CSV_COLUMNS, "algbw_gbps", "busbw_gbps") if c in frame.columns]
-    cols += sorted(c for c in frame.columns if c.startswith("p_"))
+    """One line per row (CSV_FIELDS), then the case's parameters as p_<name> columns."""
+    param_cols = sorted({k for r in rows for k in params(r)})
     buf = io.StringIO()
-    frame[cols].to_csv(buf, index=False)
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow([*CSV_COLUMNS, *(f"p_{k}" for k in param_cols)])
+    for r in rows:
+        p = params(r)
+        out.writerow([_csv_cell(cell(r)) for _, cell in CSV_FIELDS] + [_csv_cell(p.get(k)) for k in param_cols])
     return buf.getvalue()
 
 
+def _cell_record(row_key: Any, col: Any, c: Cell) -> dict:
+    return {"row": row_key, "column": col, "value": c.value, "share_of_peak": c.share,
+            "per_w": c.per_w, "noisy": c.noisy, "status": c.status, "text": c.render()}
+
+
 def render_json(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
-    tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1]}
+    """The run, its rows and its pivot tables; each table as text (headers, rows) and as records
+    with numbers (`cells`), so `pandas.json_normalize(report["rows"])` and
+    `pandas.DataFrame(table["cells"])` give typed tables."""
+    tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1],
+                     "cells": [_cell_record(rk, ck, c) for (rk, ck), c in p.cells.items()]}
                     for p in pts] for fam, pts in pivots(meta, rows).items()}
-    return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
+    return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True,
+                      allow_nan=False)
 
 
 def _nccl_tests(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
