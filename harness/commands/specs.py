@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from harness.core import specs
-from harness.present.specs import describe, overview
+from harness.present.specs import describe, overview, sources_for
 
 NAME = "specs"
 HELP = "show the hardware table (dense peaks, memory, power, systems) with sources"
@@ -18,7 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an accelerator or system: key, name or reported device name, "
                              "e.g. 'NVIDIA H200'")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
-    parser.add_argument("--format", choices=("text", "md", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "md", "json"), default="text",
+                        help="text (default), md or json")
+    parser.add_argument("--sources", action="store_true",
+                        help="also print the published sources (docs/sources.md, shipped with gwbench) "
+                             "behind the figures: the entry's lines, or the whole file without NAME")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,5 +39,8 @@ def main(args: argparse.Namespace) -> int:
                           "systems": [s.to_dict() for s in table.systems.values()]}, indent=2)
     else:
         out = overview(table, args.format)
+    if args.sources and args.format != "json":
+        text = specs.sources_text()
+        out += "\n\n" + (sources_for(entry, text) if args.name else text)
     print(out)
     return 0

@@ -176,6 +176,16 @@ def default_path() -> Path:
     return Path(str(resources.files("harness.data").joinpath("hardware.toml")))
 
 
+def sources_text() -> str:
+    """docs/sources.md, the published figures "REF" in the table points at: from the installed
+    package (harness.docs) or, running from a checkout, the repository's docs/ folder."""
+    for path in (Path(str(resources.files("harness").joinpath("docs", "sources.md"))),
+                 Path(__file__).resolve().parents[2] / "docs" / "sources.md"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise UsageError("docs/sources.md is not installed with this gwbench (reinstall the package)")
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: str) -> HardwareTable:
     p = Path(path)

@@ -22,9 +22,12 @@ from harness.analysis.peaks import peak_for, spec_for  # noqa: E402
 from harness.core.row import busbw_gbps, number, params  # noqa: E402
 
 FORMATS = ("png", "svg")
+PNG_DPI = 160  # twice the layout's 80 dpi: sharp on high-density screens
 plt.rcParams.update({"svg.hashsalt": "gwbench", "figure.dpi": 80,  # deterministic SVG ids
-                     "figure.subplot.left": 0.13, "figure.subplot.bottom": 0.16,
-                     "figure.subplot.right": 0.97, "figure.subplot.top": 0.9})
+                     "figure.subplot.left": 0.1, "figure.subplot.bottom": 0.16,
+                     "figure.subplot.right": 0.66, "figure.subplot.top": 0.9})
+# The legend sits right of the plot (subplot.right above leaves it room), never over the data.
+_LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "frameon": False}
 
 
 def _save(fig, stem: Path, formats: Sequence[str]) -> list[Path]:
@@ -35,7 +38,8 @@ def _save(fig, stem: Path, formats: Sequence[str]) -> list[Path]:
         p = stem.with_suffix(f".{f}")
         # Fixed margins rather than bbox_inches="tight", which draws every figure twice: publish
         # draws hundreds of them.
-        fig.savefig(p, format=f, metadata={"Date": None} if f == "svg" else None)
+        fig.savefig(p, format=f, metadata={"Date": None} if f == "svg" else None,
+                    dpi=PNG_DPI if f == "png" else None)
         out.append(p)
     plt.close(fig)
     return out
@@ -45,38 +49,83 @@ def _ok(rows: Iterable[Mapping], family: str) -> list[Mapping]:
     return [r for r in rows if r.get("family") == family and r.get("status") == "ok"]
 
 
+MANY = 14  # legend entries beyond which the legend goes below the plot, in two columns
+
+
+def _legend(ax, n: int) -> None:
+    """Right of the plot; below it in two columns past MANY entries (attention has 20+), where
+    the figure was made taller for it (_figure)."""
+    if n > MANY:
+        ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0.0, -0.16), frameon=False)
+    else:
+        ax.legend(fontsize=7, **_LEGEND)
+
+
+def _figure(n_legend: int, height: float = 4.0):
+    """A figure with room for its legend: at the right, or (past MANY entries) below the plot."""
+    if n_legend <= MANY:
+        return plt.subplots(figsize=(9.6, height))
+    rows = (n_legend + 1) // 2
+    extra = 0.19 * rows + 0.5
+    fig, ax = plt.subplots(figsize=(9.6, height + extra))
+    fig.subplots_adjust(right=0.97, bottom=(extra + 0.45) / (height + extra))
+    return fig, ax
+
+
 def _series_plot(series: Mapping[str, list[tuple[float, float]]], *, title: str, xlabel: str,
-                 ylabel: str, logx: bool, hlines: Mapping[str, float] = {}):
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+                 ylabel: str, logx: bool, hlines: Mapping[str, float] = {},
+                 colour_of: Mapping[str, str] | None = None, points_only: set[str] = frozenset()):
+    """One line per series; a spec peak (hlines, keyed like colour_of's values) is dashed in its
+    series' colour and says so in the legend; series in `points_only` are drawn as markers alone
+    (shapes that are not a sweep, where a line between them would mean nothing)."""
+    fig, ax = _figure(len(series) + len(hlines))
+    keys = sorted({(colour_of or {}).get(n, n) for n in series} | set(hlines))
+    # Ten colours (tab10) while they suffice; twenty (tab20) past that, so no two series share one.
+    palette = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colours = {k: palette(i % palette.N) for i, k in enumerate(keys)}
     for name, pts in sorted(series.items()):
         pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=str(name))
-    for i, (name, y) in enumerate(sorted(hlines.items())):
-        ax.axhline(y, ls="--", lw=1, color=f"C{i}", alpha=0.7, label=f"{name} spec peak {y:g}")
+        c = colours[(colour_of or {}).get(name, name)]
+        style = dict(ls="none", marker="D", ms=4) if name in points_only else dict(marker="o", ms=3)
+        if " fwdbwd " in f" {name} ":
+            style["ls"] = "--"  # forward+backward dashed beside its forward
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=c, label=str(name), **style)
+    for name, y in sorted(hlines.items()):
+        ax.axhline(y, ls="--", lw=1, color=colours[name], alpha=0.8, label=f"{name} spec peak {y:g}")
     if logx:
         ax.set_xscale("log", base=2)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax, len(series) + len(hlines))
     return fig
 
 
 def gemm_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
                  formats: Sequence[str] = FORMATS) -> list[Path]:
-    """TFLOP/s against the cube root of m·n·k (one size axis for any shape), per dtype."""
+    """TFLOP/s against the cube root of m·n·k (one size axis for any shape), per dtype: square
+    sweeps as lines, LLM-layer shapes as separate markers, each dtype's spec peak in its colour."""
     acc = spec_for(meta)
     series: dict[str, list] = {}
+    colour_of: dict[str, str] = {}
+    points_only: set[str] = set()
     for r in _ok(rows, "gemm"):
         p, t = params(r), number(r.get("tflops"))
         dims = [number(p.get(d)) for d in ("m", "n", "k")]
         if t is None or None in dims:  # not a GEMM row, or a hand-edited one
             continue
-        series.setdefault(str(r.get("dtype")), []).append(((dims[0] * dims[1] * dims[2]) ** (1 / 3), t))
+        dt = str(r.get("dtype"))
+        kind = {"square": "square", "search": "search"}.get(str(r.get("label")), "LLM shapes")
+        name = f"{dt} {kind}"
+        colour_of[name] = dt
+        if kind != "square":
+            points_only.add(name)
+        series.setdefault(name, []).append(((dims[0] * dims[1] * dims[2]) ** (1 / 3), t))
     if not series:
         return []
-    peaks = {dt: peak_for(acc, "gemm", dt)[0] for dt in series}
+    peaks = {dt: peak_for(acc, "gemm", dt)[0] for dt in set(colour_of.values())}
     fig = _series_plot(series, title=f"GEMM — {_device(meta)}", xlabel="size (m·n·k)^(1/3)",
-                       ylabel="TFLOP/s", logx=True, hlines={k: v for k, v in peaks.items() if v})
+                       ylabel="TFLOP/s (median)", logx=True, hlines={k: v for k, v in peaks.items() if v},
+                       colour_of=colour_of, points_only=points_only)
     return _save(fig, stem, formats)
 
 
@@ -87,13 +136,16 @@ def attention_vs_seq(meta: Mapping, rows: Sequence[Mapping], stem: Path,
         seq, t = number(params(r).get("seq")), number(r.get("tflops"))
         if seq is None or t is None:
             continue
-        causal = "causal" if params(r).get("causal") else "full"
-        name = f"{r.get('backend')} {r.get('op')} {r.get('dtype')} {causal} d={params(r).get('head_dim')}"
+        p = params(r)
+        causal = "causal" if p.get("causal") else "full"
+        gqa = f" GQA {p.get('heads')}/{p.get('kv_heads')}" if p.get("kv_heads") not in (None, p.get("heads")) else ""
+        label = f" {r.get('label')}" if r.get("label") else ""
+        name = f"{r.get('backend')} {r.get('op')} {r.get('dtype')} {causal} d={p.get('head_dim')}{gqa}{label}"
         series.setdefault(name, []).append((seq, t))
     if not series:
         return []
     fig = _series_plot(series, title=f"attention — {_device(meta)}", xlabel="sequence length",
-                       ylabel="TFLOP/s", logx=True)
+                       ylabel="TFLOP/s (median)", logx=True)
     return _save(fig, stem, formats)
 
 
@@ -112,7 +164,8 @@ def busbw_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
         return []
     peak = peak_for(spec_for(meta), "collectives", None)[0]
     fig = _series_plot(series, title=f"collectives busbw — {_device(meta)}", xlabel="message size (bytes)",
-                       ylabel="busbw GB/s", logx=True, hlines={"NVLink": peak} if peak else {})
+                       ylabel="busbw GB/s (median)", logx=True, hlines={"NVLink": peak} if peak else {},
+                       colour_of={n: "NVLink" for n in list(series)[:1]} if peak else None)
     return _save(fig, stem, formats)
 
 
@@ -129,7 +182,7 @@ def roofline(meta: Mapping, rows: Sequence[Mapping], stem: Path,
         pts.setdefault(f"{r.get('family')} {r.get('dtype')}", []).append((flop / nb, t))
     if not pts:
         return []
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = plt.subplots(figsize=(9.6, 4))
     for name, p in sorted(pts.items()):
         ax.scatter([x for x, _ in p], [y for _, y in p], s=10, label=name)
     xs = [x for p in pts.values() for x, _ in p]
@@ -154,7 +207,7 @@ def roofline(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     ax.set(title=f"roofline — {_device(meta)}", xlabel="arithmetic intensity (FLOP/byte)",
            ylabel="TFLOP/s")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+    _legend(ax, len(pts) + 2)
     return _save(fig, stem, formats)
 
 
@@ -180,19 +233,59 @@ def _float(x) -> float | None:
         return None
 
 
+def _seconds(iso: object) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
+
+
+def case_spans(rows: Sequence[Mapping]) -> list[tuple[str, float, float, bool]]:
+    """(family, start, end, sustained) of each case in seconds from the first case's start: the
+    rows' started_at (1 s resolution) and wall_s. Where the run's power trace begins is when
+    its first case begins (the runner starts the trace just before the loop)."""
+    starts = [(r, _seconds(r.get("started_at"))) for r in rows if r.get("status") == "ok"]
+    starts = [(r, t) for r, t in starts if t is not None]
+    if not starts:
+        return []
+    t0 = min(t for _, t in starts)
+    return [(str(r.get("family")), t - t0, t - t0 + (number(r.get("wall_s")) or 0.0), bool(r.get("sustained")))
+            for r, t in starts]
+
+
 def power_trace(run_dir: Path, stem: Path, formats: Sequence[str] = FORMATS,
-                max_points: int = 5000) -> list[Path]:
+                max_points: int = 5000, meta: Mapping | None = None,
+                rows: Sequence[Mapping] = ()) -> list[Path]:
+    """Power over the whole run, with the device's power limit and where each family's cases
+    ran (sustained power cases shaded): what drew the power is on the same axis."""
     trace = read_trace(Path(run_dir) / "power.csv")
     if not trace:
         return []
-    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    fig, ax = plt.subplots(figsize=(9.6, 3.6))
     for dev, pts in sorted(trace.items()):
         step = max(1, len(pts) // max_points)  # hours at 10 Hz: thin for drawing, not for energy
         pts = pts[::step]
         ax.plot([t for t, _ in pts], [w for _, w in pts], lw=0.8, label=dev)
-    ax.set(title="power during the run", xlabel="time since start (s)", ylabel="W")
+    d = (meta or {}).get("device") if isinstance((meta or {}).get("device"), Mapping) else {}
+    limit = number(d.get("power_limit_w"))
+    if limit:
+        ax.axhline(limit, color="k", ls="--", lw=1, label=f"power limit {limit:g} W")
+    family_start: dict[str, float] = {}
+    for fam, a, b, sustained in case_spans(rows):
+        family_start.setdefault(fam, a)
+        if sustained:
+            ax.axvspan(a, b, color="C3", alpha=0.12, lw=0)
+    for i, (fam, a) in enumerate(sorted(family_start.items(), key=lambda x: x[1])):
+        ax.axvline(a, color="0.5", lw=0.8, ls=":")
+        ax.text(a, 1.01, fam, transform=ax.get_xaxis_transform(), fontsize=7, rotation=0, va="bottom")
+    if any(s for *_, s in case_spans(rows)):
+        ax.axvspan(0, 0, color="C3", alpha=0.12, label="sustained power cases")
+    ax.set(xlabel="time since the first case (s)", ylabel="W")
+    ax.set_title("power during the run", pad=14)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend(ax, len(trace) + 2)
     return _save(fig, stem, formats)
 
 
@@ -204,7 +297,7 @@ def projection_generations(stem: Path, formats: Sequence[str] = FORMATS, samples
     names, by_site = flop_per_year_by_generation(keys, samples)
     if not names:
         return []
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = plt.subplots(figsize=(9.6, 4))
     width = 0.8 / max(1, len(by_site))
     for i, (site, vals) in enumerate(by_site.items()):
         xs = [j + i * width for j in range(len(vals))]
@@ -215,7 +308,7 @@ def projection_generations(stem: Path, formats: Sequence[str] = FORMATS, samples
     ax.set_yscale("log")
     ax.set(title="training FLOP per year (bf16, spec-based)", ylabel="FLOP / year")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
+    _legend(ax, len(by_site))
     return _save(fig, stem, formats)
 
 
@@ -235,5 +328,5 @@ def run_figures(meta: Mapping, rows: Sequence[Mapping], run_dir: Path | None, ou
     for name, fn in RUN_FIGURES:
         out += fn(meta, rows, Path(out_dir) / name, formats)
     if run_dir is not None:
-        out += power_trace(run_dir, Path(out_dir) / "power", formats)
+        out += power_trace(run_dir, Path(out_dir) / "power", formats, meta=meta, rows=rows)
     return out

@@ -59,3 +59,32 @@ def describe(entry: Accelerator | System, fmt: str = "text") -> str:
     rows = [[k, _value_text(f), f.source, f.note or None] for k, f in figs]
     info = "; ".join(f"{k}: {v}" for k, v in facts if v not in (None, ""))
     return f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)
+
+
+def sources_for(entry: Accelerator | System, text: str) -> str:
+    """The parts of docs/sources.md (`text`) about one entry: under each section, the lines and
+    table rows naming it, with the section's own source notes (the paragraph after its table)."""
+    names = {entry.name, entry.key, *getattr(entry, "aliases", ())}
+    if isinstance(entry, System):
+        names.add(entry.accelerator)
+    words = {n.lower() for n in names if n} | {n.split(" (")[0].lower() for n in names if n}
+    out: list[str] = []
+    section: list[str] = []
+    head = ""
+
+    def flush() -> None:
+        hits = [ln for ln in section if any(w in ln.lower() for w in words)]
+        notes = [ln for ln in section if ln.startswith(("Sources:", "Source:"))]
+        if hits:
+            out.extend([head, *hits, *notes, ""])
+
+    for line in text.splitlines():
+        if line.startswith("## "):
+            flush()
+            head, section = line, []
+        else:
+            section.append(line)
+    flush()
+    what = "\n".join(out).strip()
+    return (f"{entry.name}: every \"REF\" above means docs/sources.md; its lines about this entry:\n\n"
+            + (what or "(no line names it; `gwbench specs --sources` with no NAME prints the whole file)"))
