@@ -93,3 +93,23 @@ def test_cli_compare(tmp_path):
     assert gwbench("compare", *dirs, "--format", "json").stdout.lstrip().startswith("[")
     alone = gwbench("compare", dirs[0])
     assert alone.returncode == 2 and "two or more" in alone.stderr
+
+
+def test_pairings_only_put_runs_with_enough_in_common_side_by_side():
+    from harness.analysis.compare import pairings, worth_comparing
+    from tests.conftest import built_row, gemm_row
+
+    gemm = [gemm_row(700.0 + i, n=1024 * (i + 1)) for i in range(8)]
+    h200_mem = [built_row("memory", op, "fp32", {"n": 1 << 28}, nbytes=3 << 30, time_s=1e-3) for op in
+                ("copy", "scale", "add", "triad", "dot")]
+    cpu_mem = [built_row("memory", op, "fp32", {"n": 1 << 25}, nbytes=3 << 27, time_s=1e-3) for op in
+               ("copy", "scale", "add", "triad", "dot")]
+    standard = gemm + h200_mem  # a standard suite holds the GEMM run's cases and more
+    assert worth_comparing(gemm, standard) and not worth_comparing(h200_mem, cpu_mem)
+    assert not worth_comparing(gemm[:3], gemm[:3])  # 3 cases in common say nothing
+    runs = [("a", "H200", gemm), ("b", "H200", h200_mem), ("c", "H200", standard), ("d", "CPU", cpu_mem)]
+    p = pairings(runs)
+    assert p["same"] == [(1, 2)]  # c against the latest earlier run it shares enough with: b
+    assert p["across"] == []  # the CPU memory run shares no case with the H200 runs
+    assert any(line.startswith("b: no earlier H200 run") for line in p["left_out"])
+    assert any(line.startswith("d (CPU) vs c (H200): too few cases") for line in p["left_out"])

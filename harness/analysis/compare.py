@@ -250,3 +250,52 @@ def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
         raise UsageError("compare needs two or more run folders (the first is the baseline)")
     loaded = [load_run(Path(r)) for r in runs]
     return [compare_runs(loaded[0], other) for other in loaded[1:]]
+
+
+# ------------------------------------------------------------------ which runs to put side by side
+
+MIN_SHARED_CASES = 5  # fewer cases in common say nothing worth a table
+MIN_SHARED_FRACTION = 0.5  # of the smaller run's cases
+
+
+def shared_cases(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping]) -> tuple[int, int, int]:
+    """(cases in both, only in A, only in B), by case identity."""
+    a = {r.get("case_id") for r in rows_a}
+    b = {r.get("case_id") for r in rows_b}
+    return len(a & b), len(a - b), len(b - a)
+
+
+def worth_comparing(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping]) -> bool:
+    """Two runs are put side by side when they share at least MIN_SHARED_CASES cases and at
+    least MIN_SHARED_FRACTION of the smaller run's: a GEMM-only run beside a standard suite is
+    compared on its GEMM cases; an H200 memory run beside a CPU memory run shares none."""
+    both, only_a, only_b = shared_cases(rows_a, rows_b)
+    smaller = min(both + only_a, both + only_b)
+    return both >= MIN_SHARED_CASES and smaller > 0 and both / smaller >= MIN_SHARED_FRACTION
+
+
+def pairings(runs: Sequence[tuple[str, str, Sequence[Mapping]]]) -> dict[str, Any]:
+    """Which runs a results site compares, from (run_id, device, rows) oldest first:
+    `same`: each run against the latest earlier run on the same device it shares enough with;
+    `across`: each device's latest run against the first device's latest, where they share
+    enough; `left_out`: one line per run that found no partner, and why."""
+    same, across, left_out = [], [], []
+    by_dev: dict[str, list[int]] = {}
+    for i, (_, dev, _) in enumerate(runs):
+        by_dev.setdefault(dev, []).append(i)
+    for dev, idx in by_dev.items():
+        for k, i in enumerate(idx):
+            partner = next((j for j in reversed(idx[:k]) if worth_comparing(runs[j][2], runs[i][2])), None)
+            if partner is not None:
+                same.append((partner, i))
+            elif k:
+                left_out.append(f"{runs[i][0]}: no earlier {dev} run shares {MIN_SHARED_CASES}+ cases "
+                                f"and half of its cases")
+    latest = [idx[-1] for idx in by_dev.values()]
+    for i in latest[1:]:
+        if worth_comparing(runs[latest[0]][2], runs[i][2]):
+            across.append((latest[0], i))
+        else:
+            left_out.append(f"{runs[i][0]} ({runs[i][1]}) vs {runs[latest[0]][0]} ({runs[latest[0]][1]}): "
+                            "too few cases in common to compare across hardware")
+    return {"same": same, "across": across, "left_out": left_out}
