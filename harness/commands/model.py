@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
     parser.add_argument("--seq", type=int, default=8192, help="sequence length")
     parser.add_argument("--batch-tokens", type=int, default=16 * 2**20, help="global batch in tokens (16M)")
-    parser.add_argument("--zero", type=int, default=1,
-                        help="0 none, 1 distributed optimizer (sharded over DP x CP), 2 +grads, 3 +params (FSDP)")
+    parser.add_argument("--zero", type=int, default=2,
+                        help="0 none, 1 distributed optimizer (sharded over DP x CP), 2 +grads, 3 +params (FSDP); "
+                             "default 2, Llama 3's (the default layout is its Table 4 405B one)")
     parser.add_argument("--recompute", default="none", choices=step.RECOMPUTE,
                         help="selective = Megatron's core-attention recompute; full = whole layers")
     parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS)

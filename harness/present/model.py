@@ -98,7 +98,7 @@ def render_backtest(d: dict[str, Any], fmt: str = "md") -> str:
              f"- error = predicted / published throughput - 1 (tokens/s per GPU; each published figure converted "
              f"with its source's FLOP formula); MFU: {d['convention']}",
              f"- split: {d['split_rule']}",
-             f"- unstated settings: {d['settle_rule']}",
+             f"- {d['settle_rule']}",
              "- fitted, ONE set per GPU generation (layer-GEMM efficiency; the p5-p95 band is the prediction "
              "interval of the fit half's log errors):"]
     for g, f in d["fits"].items():

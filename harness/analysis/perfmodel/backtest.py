@@ -281,23 +281,6 @@ def _golden(f: Callable[[float], float], lo: float, hi: float, iters: int = 40) 
     return (a + b) / 2
 
 
-def implied_eff(case: Case) -> float:
-    """The layer-GEMM efficiency at which the model reproduces the case exactly (bisection:
-    throughput rises with it), clamped to EFF_BOUNDS."""
-    lo, hi = EFF_BOUNDS
-    if _log_err(case, hi) < 0:
-        return hi
-    if _log_err(case, lo) > 0:
-        return lo
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        if _log_err(case, mid) < 0:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
-
-
 # One-sided 95% quantiles of Student's t by degrees of freedom (any statistics table); past 30: 1.645.
 T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
        11: 1.796, 12: 1.782, 13: 1.771, 14: 1.761, 15: 1.753, 16: 1.746, 17: 1.740, 18: 1.734, 19: 1.729,

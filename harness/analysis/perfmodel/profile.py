@@ -2,17 +2,21 @@
 
 Two sources, and the profile records which of its numbers were measured and which assumed:
 
-  spec      `from_spec(NAME)`   the hardware table x the documented efficiency factors below
+  spec      `from_spec(NAME)`   the hardware table's peaks, HBM, NVLink, NIC and NVLink-domain
+                                figures x the GPU generation's documented efficiencies
+                                (harness/data/perfmodel.toml via inputs.py: the layer-GEMM
+                                efficiency fitted to the back-tests with its shape law, the
+                                generation's attention kernel, HBM/NVLink/NIC shares)
   measured  `from_run(RUN_DIR)` a gwbench run folder's ok rows: GEMM rate by shape (exact layer
-                                shapes when measured, else interpolated by arithmetic intensity
-                                and size), attention by sequence and head dim, HBM bandwidth,
-                                collective busbw by message size (intra-node; inter-node when
-                                the run spanned nodes). Missing rows: a one-line UsageError that
-                                names them, unless `fill` (= --hardware as well) takes them
-                                from the spec profile, recorded as assumed.
+                                shapes when measured, e.g. by `gwbench run --only gemm --model ...`,
+                                else interpolated by arithmetic intensity and size), attention by
+                                sequence and head dim, HBM bandwidth, collective busbw by message
+                                size (intra-node; inter-node when the run spanned nodes). Missing
+                                rows: a one-line UsageError that names them, unless `fill`
+                                (= --hardware as well) takes them from the spec profile, recorded
+                                as assumed.
 
-Every efficiency below is ONE documented set used for every case (no per-case tuning); `low` and
-`high` are the uncertain ranges the projection samples. No torch here.
+One documented set per generation is used for every case (no per-case tuning). No torch here.
 """
 
 from __future__ import annotations
