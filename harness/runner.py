@@ -67,6 +67,10 @@ class RunConfig:
     coll_sizes: str | None = None  # collectives: MIN:MAX[:FACTOR] (nccl-tests -b/-e/-f)
     coll_iters: int | None = None  # collectives: timed calls per trial (nccl-tests -n)
     attn_backends: list[str] | None = None  # attention: backends to measure (default all)
+    model: str | None = None  # GEMM: measure this model's layer shapes (preset or config file)
+    model_tp: int = 1  # ... at this tensor parallelism,
+    model_micro_batch: int = 1  # micro-batch (sequences)
+    model_seq: int = 8192  # and sequence length
 
     def validate(self) -> None:
         check_suite(self.suite)
@@ -106,7 +110,9 @@ class RunConfig:
         return {"search": self.search, "m_range": self.m_range, "n_range": self.n_range,
                 "k_range": self.k_range, "data": self.data, "dtypes": self.dtypes,
                 "coll_sizes": self.coll_sizes, "coll_iters": self.coll_iters,
-                "attn_backends": self.attn_backends, "dist_timeout_s": self.dist_timeout_s}
+                "attn_backends": self.attn_backends, "dist_timeout_s": self.dist_timeout_s,
+                "model": self.model, "model_tp": self.model_tp, "model_micro_batch": self.model_micro_batch,
+                "model_seq": self.model_seq}
 
     def budget(self) -> Budget:
         return Budget(warmup_s=self.warmup_ms / 1e3, rep_s=self.rep_ms / 1e3)

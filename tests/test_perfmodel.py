@@ -20,36 +20,6 @@ from tests.conftest import built_row, gemm_row, gwbench, write_run_folder
 M405 = PM.preset("405b")
 
 
-def llama3(gpus: int, cp: int, seq: int) -> PM.Layout:
-    # Llama 3 paper Table 4: TP8, PP16, 16M tokens per batch, micro-batch of one sequence
-    # (batch/DP = sequences per pipeline). s3.3.2: interleaved pipeline schedule (virtual stages
-    # not published: 2, the smallest interleaving, assumed); FSDP sharding optimizer state and
-    # gradients (zero 2), parameters kept after the forward; no recomputation stated (none).
-    return PM.Layout(gpus, tp=8, pp=16, cp=cp, vpp=2, micro_batch=1, seq=seq,
-                     batch_tokens=16 * 2**20, zero=2, recompute="none")
-
-
-# H100 from the hardware table; GEMM efficiency = mamf-finder 794.5/989 (stas00/ml-engineering
-# compute/accelerator/README.md); the
-# other efficiencies are perfmodel_profile.py's one documented set. Nothing tuned per case.
-# require_fit=False: our activation estimate for the interleaved schedule exceeds 80 GB for these
-# layouts (Korthikanti's interleaving factor); the published run fit, so memory is not judged here.
-BACKTESTS = [(8192, 1, 8192, 0.43), (16384, 1, 8192, 0.41), (16384, 16, 131072, 0.38)]
-
-
-@pytest.mark.parametrize("gpus,cp,seq,published", BACKTESTS)
-def test_llama3_table4_mfu_within_15_percent(gpus, cp, seq, published):
-    r = PM.step(M405, llama3(gpus, cp, seq), PP.from_spec("H100"), require_fit=False)
-    assert abs(r.mfu / published - 1) <= 0.15, (r.mfu, published)
-    assert r.layout.dp == {8192: 64, 16384: 128 if cp == 1 else 8}[gpus]
-
-
-def test_llama3_ordering():
-    p = PP.from_spec("H100")
-    mfus = [PM.step(M405, llama3(g, c, s), p, require_fit=False).mfu for g, c, s, _ in BACKTESTS]
-    assert mfus[0] > mfus[1] > mfus[2]
-
-
 def test_param_counts_match_published():
     assert PM.preset("405b").params() == pytest.approx(405.8e9, rel=0.01)
     assert PM.preset("70b").params() == pytest.approx(70.6e9, rel=0.01)
@@ -180,7 +150,7 @@ def test_measured_profile_rates_drive_the_model(tmp_path):
     mid = 2 * 6000**3 / p_slow.gemm_time(6000, 6000, 6000) / 989e12
     assert 0.3 <= mid <= 0.5
     p_spec = PP.from_spec("H100")
-    lay = llama3(8192, 1, 8192)
+    lay = PM.Layout(8192, tp=8, pp=16, vpp=2, seq=8192, zero=2)  # Llama 3 Table 4's 8K layout
     assert PM.step(M405, lay, p_slow, require_fit=False).mfu < PM.step(M405, lay, p_spec, require_fit=False).mfu
 
 
@@ -224,7 +194,7 @@ def test_project_with_model_replaces_mfu_and_goodput(tmp_path):
     # rates come from the run's own spec entry and the note says they were assumed.
     part = gwbench("project", "--from", str(run), "--model", "405b")
     assert part.returncode == 0, part.stderr
-    assert "measured+spec" in part.stdout and "assumed" in part.stdout
+    assert "measured+spec" in part.stdout and "assumed:" in part.stdout and "measured: GEMM" in part.stdout
 
 
 def test_measured_profile_reads_collectives_rows_as_the_family_writes_them(tmp_path):
@@ -244,42 +214,114 @@ def test_search_bad_sizes_are_one_line_errors(args):
 # ---------------------------------------------------------------- recomputation, HBM capacity, reuse
 
 
-@pytest.mark.parametrize("gated", [True, False])
-def test_selective_recompute_costs_the_activation_bytes_over_hbm_bandwidth(gated):
-    tiny = Transformer("tiny", layers=4, d_model=512, ffn=1536, heads=8, kv_heads=2, vocab=1000,
-                       head_dim=64, gated_mlp=gated)
-    p = PP.from_spec("H100")
-    lay = PM.Layout(8, tp=2, seq=1024, batch_tokens=1024 * 4 * 3)  # DP4, 3 micro-batches, no PP
+@pytest.mark.parametrize("attention", ["flash", "unfused"])
+def test_selective_recompute_is_megatrons_core_attention(attention):
+    """Selective = the core attention re-run in backward (Korthikanti et al. 2022 s5; Megatron's
+    recompute_granularity=selective): it adds one attention forward and no GEMM, and drops the
+    saved scores, which exist only without FlashAttention (a FlashAttention kernel keeps none)."""
+    tiny = Transformer("tiny", layers=4, d_model=512, ffn=2048, heads=8, kv_heads=8, vocab=1000,
+                       head_dim=64, gated_mlp=False)
+    p = PP.from_spec("A100")
+    lay = PM.Layout(8, tp=2, seq=1024, batch_tokens=1024 * 4 * 3, attention=attention)
     none, sel, full = (PM.step(tiny, replace(lay, recompute=rc), p, require_fit=False)
                        for rc in ("none", "selective", "full"))
-    # Backward re-runs the activation function from the saved up-projection outputs: SwiGLU
-    # reads gate and up and writes its output (3 x ffn bf16 values per token), GELU reads and
-    # writes ffn values (2 x); the ffn columns are split over TP; memory-bound, so bytes / HBM B/s.
-    values = (3 if gated else 2) * tiny.ffn
-    per_layer_s = lay.seq * values * 2 / lay.tp / (p.hbm_gbps * 1e9)
-    per_step_s = per_layer_s * tiny.layers * lay.micro_batches
-    extra = sel.breakdown["memory-bound ops"] - none.breakdown["memory-bound ops"]
-    assert extra == pytest.approx(per_step_s, rel=1e-12)
-    assert sel.step_s - none.step_s == pytest.approx(per_step_s, rel=1e-9)  # nothing else moves
-    assert 0 < sel.step_s - none.step_s < full.step_s - none.step_s
-    assert sel.hfu == pytest.approx(sel.mfu)  # no matmul is re-run
-    assert none.memory_gb["activations"] > sel.memory_gb["activations"] > full.memory_gb["activations"]
+    assert sel.breakdown["GEMM"] == none.breakdown["GEMM"] < full.breakdown["GEMM"]
+    assert none.breakdown["attention"] < sel.breakdown["attention"] == full.breakdown["attention"]
+    assert none.step_s < sel.step_s < full.step_s and none.hfu == none.mfu < sel.hfu / sel.mfu * none.mfu
+    a_none, a_sel = none.memory_gb["activations"], sel.memory_gb["activations"]
+    if attention == "flash":
+        assert a_sel == a_none
+    else:  # 5 B per score (softmax 2, dropout mask 1, dropout output 2) x heads/TP x s per token
+        tokens = lay.seq
+        assert (a_none - a_sel) * 1e9 == pytest.approx(tiny.layers * tokens * 5 * tiny.heads / 2 * lay.seq)
+    assert full.memory_gb["activations"] < a_sel
+
+
+def test_activations_match_korthikanti_table_2():
+    """GPT layer (ffn 4h, GELU, dropout, no FlashAttention): bytes per layer are Korthikanti et al.
+    2022 Table 2 exactly: TP sbh(10 + 24/t + 5as/(ht)); TP+SP sbh/t(34 + 5as/h); + selective 34sbh/t."""
+    h, a, s, b, t = 4096, 32, 2048, 2, 4
+    gpt = Transformer("gpt", layers=8, d_model=h, ffn=4 * h, heads=a, kv_heads=a, vocab=51200,
+                      head_dim=h // a, gated_mlp=False)
+    lay = PM.Layout(8, tp=t, seq=s, micro_batch=b, batch_tokens=s * b * 2, attention="unfused",
+                    sequence_parallel=False)
+    tokens = s * b
+    assert PM.activation_bytes_per_layer(gpt, tokens, lay) == pytest.approx(s * b * h * (10 + 24 / t + 5 * a * s / (h * t)))
+    sp = replace(lay, sequence_parallel=True)
+    assert PM.activation_bytes_per_layer(gpt, tokens, sp) == pytest.approx(s * b * h / t * (34 + 5 * a * s / h))
+    assert PM.activation_bytes_per_layer(gpt, tokens, replace(sp, recompute="selective")) == pytest.approx(34 * s * b * h / t)
+    assert PM.activation_bytes_per_layer(gpt, tokens, replace(sp, recompute="full")) == pytest.approx(2 * s * b * h / t)
+    fp8 = replace(sp, precision="fp8", attention="flash")
+    assert PM.activation_bytes_per_layer(gpt, tokens, fp8) < PM.activation_bytes_per_layer(gpt, tokens, replace(fp8, precision="bf16"))
+
+
+def test_distributed_optimizer_shards_over_dp_times_cp_and_zero_stages():
+    """Megatron-Core builds the distributed optimizer on the DP x CP group: CP2 halves the
+    optimizer state per GPU at the same DP; zero 2 shards gradients, zero 3 weights."""
+    m = PM.preset("70b")
+    base = PM.Layout(64, tp=8, pp=4, cp=1, seq=8192, batch_tokens=8192 * 32)
+    cp2 = PM.Layout(128, tp=8, pp=4, cp=2, seq=8192, batch_tokens=8192 * 32)
+    assert base.dp == cp2.dp == 2
+    a, b = PM.memory_by_stage(m, base)[1], PM.memory_by_stage(m, cp2)[1]
+    assert b["optimizer"] == pytest.approx(a["optimizer"] / 2) and b["gradients"] == a["gradients"]
+    z2 = PM.memory_by_stage(m, replace(base, zero=2))[1]
+    assert z2["gradients"] == pytest.approx(a["gradients"] / 2) and z2["weights"] == a["weights"]
+    z0 = PM.memory_by_stage(m, replace(base, zero=0))[1]
+    assert z0["optimizer"] == pytest.approx(2 * a["optimizer"])
+    bf16 = PM.memory_by_stage(m, replace(base, grad_fp32=False))[1]  # 4 + 16/d bytes per parameter
+    assert bf16["gradients"] == pytest.approx(a["gradients"] / 2)
+    assert bf16["optimizer"] == pytest.approx(a["optimizer"] * 16 / 12)
+
+
+def test_in_flight_micro_batches_per_stage_and_uneven_stages():
+    m = PM.preset("405b")
+    lay = PM.Layout(8192, tp=8, pp=16, seq=8192, batch_tokens=16 * 2**20)  # m = 32 micro-batches
+    assert lay.micro_batches == 32
+    assert [PM.in_flight(lay, i) for i in (0, 1, 15)] == [16, 15, 1]  # 1F1B: p - i
+    v4 = replace(lay, vpp=4)  # Megatron: (p - i - 1) * 2 + (v - 1) * p warm-up chunks + 1, in 1/v stages
+    assert PM.in_flight(v4, 0) == pytest.approx((15 * 2 + 3 * 16 + 1) / 4)
+    few = replace(v4, batch_tokens=8192 * 16 * 8192 // 8192)  # m = 16: at most all m*v chunks
+    assert PM.in_flight(few, 0) == pytest.approx(min(79, few.micro_batches * 4) / 4)
+    # Llama 3 (s3.3.2): one fewer layer on the first and last stages: 7 + 14 x 8 + 7 = 126
+    assert PM.stage_plan(m, 16) == [7] + [8] * 14 + [7]
+    assert PM.stage_plan(m, 16, first_last_layers=5) is None  # 116 layers do not split over 14
+    assert PM.stage_plan(m, 9, first_last_layers=14) == [14] * 9
+    stages = PM.memory_by_stage(m, lay)
+    acts = [s["activations"] for s in stages]
+    assert acts[1] > acts[0]  # stage 1: 8 layers x 15 in flight > stage 0: 7 x 16
+    assert acts[1] > acts[8] > acts[14]
+    with pytest.raises(UsageError, match="first-last-layers"):
+        PM.check(m, replace(lay, first_last_layers=5))
+
+
+def test_layout_that_does_not_fit_prints_its_breakdown_and_no_fit_check_predicts(capsys):
+    from harness import cli
+
+    args = ["model", "--hardware", "H100", "--model", "405b", "--gpus", "64", "--tp", "8", "--pp", "1",
+            "--seq", "8192", "--batch-tokens", str(8192 * 64)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights" in err and "activations" in err and "--no-fit-check" in err
+    assert cli.main(args + ["--no-fit-check", "--format", "text"]) == 0
+    assert "DOES NOT FIT (predicted anyway: --no-fit-check)" in capsys.readouterr().out
 
 
 def test_hbm_capacity_vendor_gb_is_binary_and_decides_the_fit():
-    """H100 "80 GB" is 80 GiB of HBM: read as 80e9 B this layout would be refused."""
-    p = PP.from_spec("H100")
-    assert p.hbm_bytes == pytest.approx(80 * 2**30 * PP.HBM_VISIBLE - PP.HBM_RESERVE_B)
-    m = PM.preset("8b")
-    lay = PM.Layout(8, tp=2, seq=4096, batch_tokens=4096 * 4, zero=0)
-    need_b = sum(PM.memory(m, lay, p).values()) * 1e9
-    assert 80e9 - PP.HBM_RESERVE_B < need_b < p.hbm_bytes  # the GB/GiB reading decides this case
+    """H200 "141 GB" is 141 GiB of HBM: read as 141e9 B this layout would be refused."""
+    p = PP.from_spec("H200")
+    assert p.hbm_bytes == pytest.approx(141 * 2**30 * PP.HBM_VISIBLE - PP.HBM_RESERVE_B)
+    m = PM.preset("70b")
+    lay = PM.Layout(32, tp=4, pp=4, micro_batch=2, seq=8192, batch_tokens=8192 * 2 * 32)
+    need_b = sum(PM.memory(m, lay).values()) * 1e9
+    assert 141e9 - PP.HBM_RESERVE_B < need_b < p.hbm_bytes  # the GB/GiB reading decides this case
     r = PM.step(m, lay, p)
     assert r.fits and r.hbm_gb == pytest.approx(p.hbm_bytes / 1e9)
-    as_decimal = replace(p, hbm_bytes=80e9 - PP.HBM_RESERVE_B)
-    with pytest.raises(UsageError, match=r"GB usable on H100 SXM \(GB = 1e9 B\)"):
+    as_decimal = replace(p, hbm_bytes=141e9 - PP.HBM_RESERVE_B)
+    with pytest.raises(UsageError, match=r"GB usable on H200 SXM \(GB = 1e9 B\)"):
         PM.step(m, lay, as_decimal)
-    assert any(a.startswith("HBM capacity 85.0 GB (vendor 80 GB read as GiB") for a in p.assumed)
+    assert any(a.startswith("HBM capacity 149.9 GB (vendor 141 GB read as GiB") for a in p.assumed)
+    h100 = PP.from_spec("H100")  # the table's device-visible figure: 81,559 MiB
+    assert h100.hbm_bytes == pytest.approx(79.65 * 2**30 - PP.HBM_RESERVE_B)
 
 
 def test_spec_capacity_agrees_with_a_measured_device_and_the_run_value_wins(tmp_path):
@@ -300,19 +342,46 @@ def test_cpu_run_memory_is_not_taken_for_hbm(tmp_path):
     assert any(a.startswith("HBM capacity") for a in p.assumed)
 
 
-@pytest.mark.parametrize("key,expected", [
-    ("h100", 794.5 / 989),   # mamf-finder's maximum achievable over the dense peak
-    ("b300", 1769 / 2250),
-    ("gb300", 794.5 / 989),  # no mamf-finder figure: H100's ratio stands in, and says so
-])
-def test_spec_gemm_efficiency_is_projections_reference_efficiency(key, expected):
+@pytest.mark.parametrize("key,gen", [("a100", "ampere"), ("h100", "hopper"), ("h200", "hopper"),
+                                     ("gb200", "blackwell"), ("rubin", "hopper")])
+def test_spec_profile_takes_its_generations_inputs(key, gen):
+    from harness.analysis.perfmodel import inputs
+
+    g = inputs.load()[gen]
     table = specs.load()
+    p = PP.from_spec(key, table)
+    assert p.generation == gen and p.gemm_eff == pytest.approx(g.gemm_eff.mode)
+    assert p.attn_fwd_eff == g.attn_fwd_eff.mode and p.shape == g.shape
+    assert any(g.gemm_eff.source in a for a in p.assumed)
+    assert any("stands in" in n for n in p.notes) == (key == "rubin")
     acc = table.accelerators[key]
-    eff, source = projection.reference_efficiency(acc, table, "bf16")
-    p = PP.from_spec(acc, table)
-    assert p.gemm_eff == pytest.approx(expected) and eff == p.gemm_eff
-    assert any(source in a for a in p.assumed)
-    assert any("no mamf-finder" in n for n in p.notes) == ("bf16" not in acc.mamf_tflops)
+    system = table.system_for(acc)
+    nic = system.scaleout_gbps.value if system and system.scaleout_gbps else PP.NIC_GBPS_DEFAULT
+    assert p.inter_busbw_gbps == pytest.approx(nic * g.nic_eff.mode)
+
+
+def test_per_system_links_and_fp8_gemm_scale():
+    a100, h100, gb200 = (PP.from_spec(k) for k in ("A100", "H100", "GB200"))
+    assert a100.inter_busbw_gbps / a100.inter_busbw_gbps * 25 == 25  # DGX A100: 200 Gb/s per GPU
+    assert a100.inter_busbw_gbps < h100.inter_busbw_gbps  # 200 vs 400 Gb/s per GPU
+    assert gb200.node_gpus == 72 and h100.node_gpus == 8  # NVL72: one NVLink domain per rack
+    assert PP.from_spec("NVIDIA A100-SXM4-40GB").hbm_bytes < 45e9  # the 40 GB part is its own entry
+    fp8 = PP.from_spec("H100", dtype="fp8")
+    assert fp8.gemm_eff == pytest.approx(h100.gemm_eff * (1402.6 / 1979) / (794.5 / 989))
+    assert fp8.attn_peak == 989 and fp8.peak_tflops == 1979  # attention stays bf16
+
+
+def test_gemm_shape_law_is_the_fitted_openxla_form():
+    p = PP.from_spec("H100")
+    x0_mn, x0_k, a, launch = p.shape
+
+    def q(x, x0):
+        return x**a / (x**a + x0**a)
+    m, n, k = 8192, 1024, 4096
+    expect = 2 * m * n * k / (989e12 * p.gemm_eff * q(m, x0_mn) * q(n, x0_mn) * q(k, x0_k)) + launch
+    assert p.gemm_time(m, n, k) == pytest.approx(expect)
+    # small dimensions cost more per FLOP than large ones
+    assert p.gemm_time(8192, 256, 8192) / (8192 * 256 * 8192) > p.gemm_time(8192, 8192, 8192) / 8192**3
 
 
 def test_spec_capacity_takes_the_tables_visible_figure_where_it_has_one():

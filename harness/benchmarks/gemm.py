@@ -98,6 +98,8 @@ def cases(suite: str, ctx: Context) -> list[Case]:
     backend = ctx.dev.backend
     if ctx.options.get("search"):
         return search_cases(backend, ctx.options)
+    if ctx.options.get("model"):
+        return layer_cases(ctx.options)
     data = ctx.options.get("data", "randn")
     out = []
     for dt in SUITE_DTYPES.get((backend, suite), DTYPES):
@@ -247,10 +249,59 @@ def power_case(case: Case, backend: str) -> bool:
 
 
 def check_options(options) -> None:
-    """--m/n/k-range are parsed up front, whichever families run."""
+    """--m/n/k-range and --model's layout are checked up front, whichever families run."""
     for dim in ("m", "n", "k"):
         if options.get(f"{dim}_range"):
             parse_range(options[f"{dim}_range"], dim)
+    if options.get("model"):
+        layer_shapes(options)
+
+
+# ---------------------------------------------------------------- a model's layer shapes (issue #15)
+# `gwbench run --only gemm --model FILE_OR_PRESET --tp N --micro-batch M --seq S` measures exactly
+# the GEMMs one training layer of that layout runs on each GPU (harness/core/models.py
+# layer_gemms: QKV or MLA projections, attention output, MLP up/gate and down or the experts', the
+# logits; columns or rows split over TP), forward and backward: for y = x @ W (m x n x k), dgrad
+# dx = dy @ W^T is m x k x n and wgrad dW = x^T @ dy is k x n x m. `gwbench model --from RUN` then
+# takes these rates for exactly these shapes (analysis/perfmodel/profile.py).
+
+
+def layer_shapes(options) -> list[tuple[str, int, int, int]]:
+    """(label, m, n, k) of the layout's forward and backward GEMMs, each shape once."""
+    from harness.core.models import load_model  # no torch: core
+
+    model = load_model(options["model"])
+    def given(key, default):
+        v = options.get(key)
+        return default if v is None else v
+
+    tp, mb, seq = given("model_tp", 1), given("model_micro_batch", 1), given("model_seq", 8192)
+    for flag, v in (("--tp", tp), ("--micro-batch", mb), ("--seq", seq)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise UsageError(f"{flag} must be a whole number >= 1, got {v!r}")
+    if model.heads % tp:
+        raise UsageError(f"--tp {tp} does not divide {model.name}'s {model.heads} attention heads")
+    if model.kv_heads % tp and tp % model.kv_heads:
+        raise UsageError(f"--tp {tp} and {model.name}'s {model.kv_heads} KV heads: neither divides the other")
+    tokens = mb * seq
+    gemms = model.layer_gemms(tokens, tp, moe=False)
+    if model.moe:
+        gemms += [g for g in model.layer_gemms(tokens, tp, moe=True) if g[0] not in {x[0] for x in gemms}]
+    gemms.append(model.head_gemm(tokens, tp))
+    out, seen = [], set()
+    for name, m, n, k, _count in gemms:
+        for kind, shape in (("fwd", (m, n, k)), ("dgrad", (m, k, n)), ("wgrad", (k, n, m))):
+            if shape not in seen:
+                seen.add(shape)
+                out.append((f"{model.name} tp{tp} {name} {kind}", *shape))
+    return out
+
+
+def layer_cases(options) -> list[Case]:
+    dtypes = options.get("dtypes") or ("bf16",)
+    data = options.get("data", "randn")
+    return [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data, label=label)
+            for dt in dtypes for label, m, n, k in layer_shapes(options)]
 
 
 FAMILY = Family(NAME, cases, run, power_case, check_options)

@@ -29,3 +29,19 @@ def add_case_selection(p: argparse.ArgumentParser) -> None:
     for dim in ("m", "n", "k"):
         p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
                        help=f"search range of {dim} (STOP inclusive; default: the device's range)")
+
+
+def add_layer_shapes(p: argparse.ArgumentParser) -> None:
+    """GEMM: one model's training-layer shapes at a layout, instead of the suite's (issue #15)."""
+    g = p.add_argument_group("GEMM layer shapes of a model (with --only gemm)")
+    g.add_argument("--model", metavar="PRESET_OR_FILE",
+                   help="measure the forward and backward GEMMs of this model's layers (a preset or a "
+                        "Hugging Face config.json / TOML file) instead of the suite's GEMMs")
+    g.add_argument("--tp", type=int, default=1, help="tensor parallelism the layer shapes are split by")
+    g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
+    g.add_argument("--seq", type=int, default=8192, help="sequence length")
+
+
+def layer_shape_config(args: argparse.Namespace) -> dict:
+    return {"model": args.model, "model_tp": args.tp, "model_micro_batch": args.micro_batch,
+            "model_seq": args.seq}

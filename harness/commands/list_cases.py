@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.commands.common import add_case_selection
+from harness.commands.common import add_case_selection, add_layer_shapes, layer_shape_config
 from harness.core.cases import SUITES
 
 NAME = "list"
@@ -13,6 +13,7 @@ HELP = "list the cases of a suite (per family) on a device"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_case_selection(p)
+    add_layer_shapes(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
                            dtypes=args.dtypes, search=args.search, m_range=args.m_range,
-                           n_range=args.n_range, k_range=args.k_range)
+                           n_range=args.n_range, k_range=args.k_range, **layer_shape_config(args))
     cfg.validate()
     dev = device.resolve(cfg.device)
     cases = runner.expand(cfg, runner.make_context(cfg, dev))

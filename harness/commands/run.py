@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.common import add_case_selection, csv_list
+from harness.commands.common import add_case_selection, add_layer_shapes, csv_list, layer_shape_config
 from harness.core.errors import UsageError
 
 NAME = "run"
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
     p.add_argument("--iters", type=int, metavar="N",
                    help="collectives: timed back-to-back calls per trial (nccl-tests -n; default 20)")
+    add_layer_shapes(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -93,7 +94,7 @@ def config(args: argparse.Namespace):
         cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
         idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
         coll_sizes=args.sizes, coll_iters=args.iters,
-        attn_backends=args.attn_backends)
+        attn_backends=args.attn_backends, **layer_shape_config(args))
 
 
 def _search_best(rows: list[dict]) -> str:

@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 DTYPES = ("fp64", "tf32", "bf16", "fp16", "fp8", "fp4")
 STATUSES = ("shipping", "preliminary")
 FIGURE_FIELDS = ("hbm_gb", "hbm_tbps", "l2_mb", "sms", "scaleup_gbps", "tdp_w")
+SYSTEM_FIGURES = ("scaleout_gbps", "scaleup_domain")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class System:
     gpus: Figure  # accelerator packages per system
     power_kw: Figure  # rated maximum; low/high where uncertain
     note: str = ""
+    scaleout_gbps: Figure | None = None  # scale-out (InfiniBand/RoCE) NIC GB/s per GPU, one direction
+    scaleup_domain: Figure | None = None  # GPUs in one NVLink domain
 
     @property
     def gpu_count(self) -> int:
@@ -109,6 +112,7 @@ class System:
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("key", "name", "accelerator", "status")}
         d.update(gpus=self.gpus.to_dict(), power_kw=self.power_kw.to_dict())
+        d.update({k: getattr(self, k).to_dict() for k in SYSTEM_FIGURES if getattr(self, k)})
         return d | ({"note": self.note} if self.note else {})
 
 
@@ -292,7 +296,7 @@ def _parse(raw: dict[str, Any], path: str) -> HardwareTable:
     for key, v in table_of(raw.get("systems", {}), "systems").items():
         where = f"systems.{key}"
         d = table_of(v, where)
-        check_keys(d, where, {"name", "accelerator", "status", "gpus", "power_kw"}, {"note"})
+        check_keys(d, where, {"name", "accelerator", "status", "gpus", "power_kw"}, {"note", *SYSTEM_FIGURES})
         acc = text(d, "accelerator", where)
         if acc not in accelerators:
             raise fail(f"{where}.accelerator", f"no accelerator {acc!r} in the table")
@@ -301,7 +305,8 @@ def _parse(raw: dict[str, Any], path: str) -> HardwareTable:
             raise fail(f"{where}.gpus", "expected a whole number")
         systems[key] = System(key, text(d, "name", where), acc, status(d, where), gpus,
                               figure(d["power_kw"], f"{where}.power_kw"),
-                              text(d, "note", where) if "note" in d else "")
+                              text(d, "note", where) if "note" in d else "",
+                              **{k: figure(d[k], f"{where}.{k}") for k in SYSTEM_FIGURES if k in d})
 
     for acc in accelerators.values():
         if acc.system and acc.system not in systems:

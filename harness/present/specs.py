@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.core.specs import FIGURE_FIELDS, Accelerator, Figure, HardwareTable, System
+from harness.core.specs import FIGURE_FIELDS, SYSTEM_FIGURES, Accelerator, Figure, HardwareTable, System
 from harness.present.tables import format_table
 
 
@@ -56,6 +56,7 @@ def describe(entry: Accelerator | System, fmt: str = "text") -> str:
     else:
         facts = [("accelerator", entry.accelerator), ("status", entry.status), ("note", entry.note)]
         figs = [("gpus", entry.gpus), ("power_kw", entry.power_kw)]
+        figs += [(k, getattr(entry, k)) for k in SYSTEM_FIGURES if getattr(entry, k)]
     rows = [[k, _value_text(f), f.source, f.note or None] for k, f in figs]
     info = "; ".join(f"{k}: {v}" for k, v in facts if v not in (None, ""))
     return f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)

@@ -3,33 +3,28 @@ goodput `gwbench project --model` takes from it. Rendering is present/model.py."
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
 from harness.analysis import projection
 from harness.analysis.perfmodel import goodput as gpmod
+from harness.analysis.perfmodel import inputs
 from harness.analysis.perfmodel import profile as prof_mod
 from harness.analysis.perfmodel import step as stepmod
 from harness.core import specs
 from harness.core.errors import UsageError
 
-# Uncertain inputs, pessimistic and optimistic ends (multipliers of the profile's rates),
-# from the ranges documented in perfmodel_profile.py.
-_LOW = dict(k_gemm=prof_mod.GEMM_EFF_RANGE[0], k_attn=prof_mod.ATTN_FWD_EFF.low / prof_mod.ATTN_FWD_EFF.mode,
-            k_hbm=prof_mod.HBM_EFF.low / prof_mod.HBM_EFF.mode, k_intra=prof_mod.NVLINK_EFF.low / prof_mod.NVLINK_EFF.mode,
-            k_inter=prof_mod.NIC_EFF.low / prof_mod.NIC_EFF.mode)
-_HIGH = dict(k_gemm=prof_mod.GEMM_EFF_RANGE[2], k_attn=prof_mod.ATTN_FWD_EFF.high / prof_mod.ATTN_FWD_EFF.mode,
-             k_hbm=prof_mod.HBM_EFF.high / prof_mod.HBM_EFF.mode, k_intra=prof_mod.NVLINK_EFF.high / prof_mod.NVLINK_EFF.mode,
-             k_inter=prof_mod.NIC_EFF.high / prof_mod.NIC_EFF.mode)
-
-
 def mfu_range(model, lay: stepmod.Layout, p: prof_mod.Profile) -> projection.Range:
-    """MFU at the pessimistic, point and optimistic ends of the profile's uncertain rates."""
-    lo = stepmod.step(model, lay, p.scaled(**_LOW, label="low"), require_fit=False).mfu
+    """MFU at the point and the model's p5-p95: the calibration's prediction band of the profile's
+    generation (harness/data/perfmodel.toml `band`, fitted with `gemm_eff` on the back-tests' fit
+    half: the interval a new published run's throughput fell in), applied to the throughput."""
     mid = stepmod.step(model, lay, p, require_fit=False).mfu
-    hi = stepmod.step(model, lay, p.scaled(**_HIGH, label="high"), require_fit=False).mfu
-    return projection.Range(min(lo, mid), mid, min(max(hi, mid), 1.0),
-                            f"gwbench model {model.name} {lay.describe()} on {p.name} ({p.source})")
+    gen = inputs.load().get(p.generation) or inputs.for_accelerator("")[0]
+    band = gen.band.mode
+    return projection.Range(mid * math.exp(-band), mid, min(mid * math.exp(band), 1.0),
+                            f"gwbench model {model.name} {lay.describe()} on {p.name} ({p.source}); p5-p95 = "
+                            f"x exp(+-{band:.3f}), {gen.name}'s back-test prediction band")
 
 
 def _divisors(n: int, cap: int) -> list[int]:
@@ -38,17 +33,19 @@ def _divisors(n: int, cap: int) -> list[int]:
 
 def search(model, base: stepmod.Layout, p: prof_mod.Profile) -> tuple[stepmod.Result, int, int]:
     """The fastest layout that fits: (result, layouts tried, layouts that fit). TP stays inside
-    a node (<= 8, dividing the heads); CP, PP, virtual stages, micro-batch, ZeRO stage and
-    recomputation are searched; DP is what remains."""
+    an NVLink domain (<= 8, dividing the heads); CP, PP, virtual stages, micro-batch, ZeRO stage and
+    recomputation are searched; DP is what remains; the recipe settings (sequence parallelism,
+    attention kernel, overlaps, gradient dtype) are `base`'s."""
     stepmod.check_positive(base)
     best, tried, fit = None, 0, 0
     seqs = base.batch_tokens // base.seq
-    for tp in _divisors(prof_mod.GPUS_PER_NODE, prof_mod.GPUS_PER_NODE):
+    tp_cap = min(prof_mod.GPUS_PER_NODE, p.node_gpus)
+    for tp in _divisors(tp_cap, tp_cap):
         for cp in [c for c in (1, 2, 4, 8, 16, 32) if base.seq % c == 0 and base.seq // c >= 1024]:
             if base.gpus % (tp * cp):
                 continue  # no data-parallel degree fits: DP would be 0 or fractional
             for pp in _divisors(base.gpus // (tp * cp), 128):
-                layers = stepmod.stage_layers(model, pp)
+                layers = stepmod.stage_layers(model, pp, base.first_last_layers)
                 if layers is None:
                     continue
                 dp = base.gpus // (tp * cp * pp)
@@ -65,7 +62,7 @@ def search(model, base: stepmod.Layout, p: prof_mod.Profile) -> tuple[stepmod.Re
                                     stepmod.check(model, lay)
                                 except UsageError:
                                     continue
-                                if sum(stepmod.memory(model, lay, p).values()) * 1e9 > p.hbm_bytes:
+                                if not stepmod.fits(model, lay, p):
                                     continue
                                 fit += 1
                                 r = stepmod.step(model, lay, p, require_fit=False)
@@ -92,11 +89,36 @@ def site_goodput(hardware: str | None, table: specs.HardwareTable, sites_w=proje
     return out
 
 
+def layout_shapes(model, lay: stepmod.Layout) -> list[tuple[int, int, int]]:
+    """The (m, n, k) GEMMs one training layer and the output head run per GPU in this layout
+    (forward, dgrad, wgrad): what `gwbench run --only gemm --model ... --tp --micro-batch --seq`
+    measures."""
+    tokens = lay.micro_batch * lay.seq // lay.cp
+    gemms = model.layer_gemms(tokens, lay.tp, moe=False)
+    if model.moe:
+        gemms += model.layer_gemms(tokens, lay.tp, moe=True)
+    gemms.append(model.head_gemm(tokens, lay.tp))
+    shapes = []
+    for _, m, n, k, _c in gemms:
+        for shape in ((m, n, k), (m, k, n), (k, n, m)):
+            if shape not in shapes:
+                shapes.append(shape)
+    return shapes
+
+
+def measured_shapes(model, lay: stepmod.Layout, p: prof_mod.Profile) -> dict[str, int]:
+    """How many of the layout's GEMM shapes the profile measured exactly (the rest interpolated)."""
+    shapes = layout_shapes(model, lay)
+    have = {(m, n, k) for m, n, k, _ in p.gemm_points}
+    return {"exact": sum(s in have for s in shapes), "of": len(shapes)}
+
+
 def result_dict(model, r: stepmod.Result, p: prof_mod.Profile, mfu: projection.Range, gp: gpmod.Goodput,
                 sites: list[dict[str, Any]], search_info: dict[str, int] | None) -> dict[str, Any]:
     return {"kind": "gwbench.perfmodel", "schema_version": 1, "model": model.name,
             "params": model.params(), "active_params": model.params(active=True),
             "result": r.to_dict(), "mfu_range": mfu.to_dict(), "profile": p.to_dict(),
+            "layer_shapes": measured_shapes(model, r.layout, p) if p.gemm_points else None,
             "goodput": gp.to_dict(), "sites": sites, "search": search_info}
 
 
@@ -104,7 +126,7 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
                           table: specs.HardwareTable, run_dir, job_gpus: int, dtype: str = "bf16"):
     """`gwbench project --model`: MFU and goodput from the performance model replace the
     defaults (basis, assumptions, note). MFU: the fastest fitting layout of `preset` on
-    `job_gpus` GPUs, range from the profile's uncertain rates; goodput: Young/Daly at the job
+    `job_gpus` GPUs, p5-p95 from the back-tests' prediction band; goodput: Young/Daly at the job
     size (a site runs many such jobs), range from the failure-rate and checkpoint/restart ranges.
     The measured-efficiency scaling of the basis is dropped: the model already used the run's rates."""
     model = stepmod.preset(preset)
@@ -121,7 +143,9 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
                           f"gwbench model: Young/Daly at {job_gpus:,} GPUs per job ({gpmod.RATE.source})")
     a = replace(a, mfu=mfu, goodput=gp)
     basis = replace(basis, mfu_scale=1.0, mfu_rule=f"MFU predicted by gwbench model ({mfu.source}), not the default")
+    measured = "; ".join(prof.measured) or "nothing (spec profile)"
+    assumed = "; ".join(prof.assumed) or "nothing"
     note = (f"MFU and goodput predicted by gwbench model for {model.name}, {best.layout.describe()} "
-            f"on {job_gpus:,} GPUs ({prof.source} profile{'; assumed: ' + '; '.join(prof.assumed) if prof.assumed else ''})"
-            " — they replace the defaults")
+            f"on {job_gpus:,} GPUs ({prof.source} profile; calibrated on published runs, p5-p95 band "
+            f"from the back-tests) — they replace the defaults; measured: {measured}; assumed: {assumed}")
     return basis, a, note

@@ -2,17 +2,21 @@
 
 Two sources, and the profile records which of its numbers were measured and which assumed:
 
-  spec      `from_spec(NAME)`   the hardware table x the documented efficiency factors below
+  spec      `from_spec(NAME)`   the hardware table's peaks, HBM, NVLink, NIC and NVLink-domain
+                                figures x the GPU generation's documented efficiencies
+                                (harness/data/perfmodel.toml via inputs.py: the layer-GEMM
+                                efficiency fitted to the back-tests with its shape law, the
+                                generation's attention kernel, HBM/NVLink/NIC shares)
   measured  `from_run(RUN_DIR)` a gwbench run folder's ok rows: GEMM rate by shape (exact layer
-                                shapes when measured, else interpolated by arithmetic intensity
-                                and size), attention by sequence and head dim, HBM bandwidth,
-                                collective busbw by message size (intra-node; inter-node when
-                                the run spanned nodes). Missing rows: a one-line UsageError that
-                                names them, unless `fill` (= --hardware as well) takes them
-                                from the spec profile, recorded as assumed.
+                                shapes when measured, e.g. by `gwbench run --only gemm --model ...`,
+                                else interpolated by arithmetic intensity and size), attention by
+                                sequence and head dim, HBM bandwidth, collective busbw by message
+                                size (intra-node; inter-node when the run spanned nodes). Missing
+                                rows: a one-line UsageError that names them, unless `fill`
+                                (= --hardware as well) takes them from the spec profile, recorded
+                                as assumed.
 
-Every efficiency below is ONE documented set used for every case (no per-case tuning); `low` and
-`high` are the uncertain ranges the projection samples. No torch here.
+One documented set per generation is used for every case (no per-case tuning). No torch here.
 """
 
 from __future__ import annotations
@@ -27,47 +31,25 @@ from typing import Any
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.flops import DTYPE_BYTES, STREAM_WORDS
-from harness.analysis.projection import Range, reference_efficiency
+from harness.analysis.perfmodel import inputs
 from harness.core.row import busbw_gbps, gemm_shape, message_bytes, params, positive
 from harness.core.store import load_run
 
 
-# ---------------------------------------------------------------- documented efficiency factors
+# ---------------------------------------------------------------- documented factors
 
-# Achieved/peak for large GEMMs: mamf-finder's maximum achievable matmul / dense peak (the
-# table's mamf_tflops; stas00/ml-engineering compute/accelerator/README.md: H100 bf16
-# 794.5/989 = 0.80), through harness.analysis.projection.reference_efficiency (H100's ratio for a
-# generation without a figure). Range: 769-798 TFLOP/s reported for 8192^3 bf16 through PyTorch
-# 2.11 on one H200 (0.78-0.81; gwbench's reference notes, no published source) and what a
-# training framework reaches on layer shapes (a few % below the best shape).
-GEMM_EFF_RANGE = (0.93, 1.0, 1.02)  # multipliers of the mamf ratio
-# FlashAttention-3 (Shah et al. 2024, arXiv:2407.08608): 740 TFLOP/s bf16 forward on H100 = 0.75
-# of 989. The backward pass reaches ~0.55-0.6 of peak in the FA3 paper's backward figure (hdim
-# 128, long sequences); 0.57 taken. Low end: FlashAttention-2 (Dao 2023, arXiv:2307.08691) up
-# to ~335 TFLOP/s on H100 (0.34) is what an old stack gets.
-ATTN_FWD_EFF = Range(0.55, 0.75, 0.78, "FlashAttention-3 740 TFLOP/s bf16 fwd on H100 (0.75); FA2 ~0.34")
-ATTN_BWD_EFF = Range(0.42, 0.57, 0.62, "FlashAttention-3 backward ~0.55-0.6 of peak (hdim 128)")
-# HBM: BabelStream on Azure ND H100 v5, triad 2.97 / 3.35 = 0.89, copy 2.90 (0.87); ND H200 v5
-# copy/triad 4.01/4.15 of 4.8 (0.83-0.86) (github.com/Azure/AI-benchmarking-guide, "Azure
-# Results/ND_H100_v5_results.md" and "Azure_Results/ND_H200_v5_results.md").
-HBM_EFF = Range(0.83, 0.87, 0.89, "BabelStream H100 copy/triad 2.90-2.97 of 3.35 TB/s; H200 0.83-0.86")
-# NVLink all_reduce busbw over the unidirectional link rate (450 GB/s on H100). NVLS (switch
-# reduction): 479 GB/s at 8 GB on 8x H100 (1.06) in the same Azure guide. Ring (NVLS off):
-# 360-370 GB/s (0.81), the mode, a figure from gwbench's reference notes that we could not trace
-# to a published table; a measured profile replaces it with the run's own busbw.
-NVLINK_EFF = Range(0.78, 0.81, 1.0, "8x H100 all_reduce busbw: ring 360-370 GB/s of 450 (no published source traced); NVLS ~480 (Azure AI-benchmarking-guide)")
-# Inter-node: one 400 Gb/s NIC per GPU = 50 GB/s (DGX H100: eight 400 Gb/s ConnectX-7 InfiniBand
-# NDR ports; Llama 3 paper, arXiv:2407.21783 s3.3.1: 400 Gbps between GPUs, RoCE for 405B).
-# nccl-tests reaching 46-48 GB/s per NIC is again from gwbench's reference notes (no published
-# table traced). Rate of later generations: the table has none.
-NIC_GBPS = 50.0  # 400 Gb/s InfiniBand NDR per GPU
-NIC_EFF = Range(0.80, 0.94, 0.96,
-                "nccl-tests InfiniBand NDR 400G ~46-48 GB/s per NIC of 50 (no published source traced)")
+# The efficiencies of a spec profile are per GPU generation, each with its source and range, in
+# harness/data/perfmodel.toml (inputs.py): GEMM efficiency on layer shapes (the one figure fitted
+# to the back-tests), the generation's attention kernel, HBM, NVLink and NIC shares. The link
+# rates themselves are the hardware table's: NVLink per accelerator (`scaleup_gbps`), the NIC per
+# GPU and the NVLink domain per system (`scaleout_gbps`, `scaleup_domain`).
+# Where a system has no NIC figure: one 400 Gb/s NIC per GPU (DGX H100's, hardware.toml), said so.
+NIC_GBPS_DEFAULT = 50.0
 # Per-collective launch/latency cost (NCCL small-message latency is ~10-30 us on NVLink, more
 # across nodes): a gwbench estimate, only noticeable for small messages.
 LAT_INTRA_S = 15e-6
 LAT_INTER_S = 30e-6
-GPUS_PER_NODE = 8  # HGX/DGX nodes (table's systems hold 8; NVL72 racks are treated as 8 here)
+GPUS_PER_NODE = 8  # HGX/DGX nodes: the NVLink domain where a system names none
 
 # HBM capacity. Everything here is in bytes and printed as GB = 1e9 B, as everywhere in
 # gwbench. The table's `hbm_gb` holds the vendor's capacity figure, and vendors' HBM "GB" is
@@ -102,6 +84,13 @@ class Profile:
     gemm_points: tuple[tuple[int, int, int, float], ...] = ()
     busbw_points: tuple[tuple[float, float], ...] = ()  # (bytes, busbw GB/s), intra-node
     attn_points: tuple[tuple[int, int, float], ...] = ()  # (seq, head_dim, fwd efficiency)
+    attn_fa2_eff: float = 0.0  # FlashAttention-2 on this generation (older stacks; 0: attn_fwd_eff)
+    attn_peak_tflops: float = 0.0  # bf16 peak the attention kernel runs against (0: peak_tflops)
+    node_gpus: int = 8  # GPUs per NVLink domain (DGX/HGX 8; NVL72 racks 72)
+    # GEMM shape law of the spec profile: time = FLOP / (peak x gemm_eff x q(m) q(n) q(k)) +
+    # launch_s, q(x) = x^a / (x^a + x0^a); (x0_mn, x0_k, a, launch_s); () = no shape law
+    shape: tuple[float, float, float, float] = ()
+    generation: str = ""
     measured: tuple[str, ...] = ()
     assumed: tuple[str, ...] = ()
     lacking: tuple[str, ...] = ()
@@ -112,6 +101,10 @@ class Profile:
     def gemm_time(self, m: int, n: int, k: int) -> float:
         return _gemm_time(self, m, n, k)
 
+    @property
+    def attn_peak(self) -> float:
+        return self.attn_peak_tflops or self.peak_tflops
+
     def attention_eff(self, seq: int, head_dim: int) -> tuple[float, float]:
         """(forward, backward) efficiency vs peak; nearest measured (seq, head_dim) by log distance."""
         if not self.attn_points:
@@ -121,12 +114,15 @@ class Profile:
         # FLOP convention, Dao 2023 arXiv:2307.08691 s4.1: backward = 2.5x forward FLOP).
         return best[2], best[2] * self.attn_bwd_eff / self.attn_fwd_eff
 
-    def collective_time(self, nbytes: float, factor: float, inter: bool) -> float:
-        """nccl-tests: time = S x factor / busbw (factor 2(n-1)/n all_reduce, (n-1)/n RS/AG)."""
+    def collective_time(self, nbytes: float, factor: float, inter: bool, per_node: int = 1) -> float:
+        """nccl-tests: time = S x factor / busbw (factor 2(n-1)/n all_reduce, (n-1)/n RS/AG).
+        Across nodes, a group with `per_node` members in each node runs that many rings at once,
+        one per GPU's NIC (NCCL's rail-aligned channels), up to the NVLink rate."""
         if nbytes <= 0 or factor <= 0:
             return 0.0
         if inter:
-            return LAT_INTER_S + nbytes * factor / (self.inter_busbw_gbps * 1e9)
+            bw = min(self.inter_busbw_gbps * max(per_node, 1), max(self.intra_busbw_gbps, self.inter_busbw_gbps))
+            return LAT_INTER_S + nbytes * factor / (bw * 1e9)
         return LAT_INTRA_S + nbytes * factor / (_busbw_at(self, nbytes) * 1e9)
 
     def scaled(self, k_gemm: float, k_attn: float, k_hbm: float, k_intra: float, k_inter: float,
@@ -144,7 +140,7 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         keys = ("name", "source", "dtype", "peak_tflops", "gemm_eff", "attn_fwd_eff", "attn_bwd_eff",
-                "hbm_gbps", "intra_busbw_gbps", "inter_busbw_gbps", "hbm_bytes")
+                "hbm_gbps", "intra_busbw_gbps", "inter_busbw_gbps", "hbm_bytes", "node_gpus", "generation")
         d = {k: getattr(self, k) for k in keys}
         return d | {"measured": list(self.measured), "assumed": list(self.assumed),
                     "lacking": list(self.lacking), "gemm_points": len(self.gemm_points),
@@ -164,7 +160,16 @@ def _gemm_time(p: Profile, m: int, n: int, k: int) -> float:
     # traffic (harness/flops.py gemm_bytes) at achieved HBM bandwidth bounds the time from below.
     b = DTYPE_BYTES.get(p.dtype, 2)
     nbytes = (m * k + k * n) * b + m * n * max(b, 2)
-    return max(flop / (peak * eff), nbytes / (p.hbm_gbps * 1e9))
+    t = flop / (peak * eff)
+    if p.shape and not p.gemm_points:
+        x0_mn, x0_k, a, launch_s = p.shape
+        q = _q(m, x0_mn, a) * _q(n, x0_mn, a) * _q(k, x0_k, a)
+        t = t / q + launch_s
+    return max(t, nbytes / (p.hbm_gbps * 1e9))
+
+
+def _q(x: float, x0: float, a: float) -> float:
+    return x**a / (x**a + x0**a)
 
 
 def _exact_eff(points, m, n, k) -> float:
@@ -222,33 +227,64 @@ def _capacity_note(total_b: float, how: str) -> str:
             f"{(total_b - HBM_RESERVE_B) / 1e9:.1f} GB usable (GB = 1e9 B)")
 
 
+def gemm_dtype_scale(acc: specs.Accelerator, dtype: str) -> tuple[float, str]:
+    """Efficiency of `dtype` GEMMs relative to bf16 ones on `acc`: the ratio of mamf-finder's
+    achievable shares (hardware.toml), 1 where the table lacks one of them."""
+    if dtype == "bf16":
+        return 1.0, ""
+    if dtype in acc.mamf_tflops and "bf16" in acc.mamf_tflops and dtype in acc.dense_tflops:
+        k = (acc.mamf_tflops[dtype].value / acc.dense_tflops[dtype].value) / \
+            (acc.mamf_tflops["bf16"].value / acc.dense_tflops["bf16"].value)
+        return k, f"x {k:.3f} = mamf {dtype} share / mamf bf16 share"
+    return 1.0, f"no mamf-finder {dtype} figure for {acc.name}: bf16's share taken"
+
+
+def links(acc: specs.Accelerator, table: specs.HardwareTable) -> tuple[float, int, str, str]:
+    """(NIC GB/s per GPU, GPUs per NVLink domain, their sources) from the accelerator's system."""
+    system = table.system_for(acc)
+    nic = system.scaleout_gbps if system else None
+    dom = system.scaleup_domain if system else None
+    nic_src = (f"{system.name}: {nic.source}" if nic else
+               f"no NIC figure for {acc.name}'s system: {NIC_GBPS_DEFAULT:g} GB/s (400 Gb/s, DGX H100's) assumed")
+    dom_src = f"{system.name}: {dom.source}" if dom else f"no NVLink domain for {acc.name}: {GPUS_PER_NODE} assumed"
+    return (nic.value if nic else NIC_GBPS_DEFAULT), int(dom.value if dom else GPUS_PER_NODE), nic_src, dom_src
+
+
 def from_spec(name: str | specs.Accelerator, table: specs.HardwareTable | None = None,
               dtype: str = "bf16") -> Profile:
+    """The spec profile: the hardware table's peaks and link rates x the generation's documented
+    efficiencies (harness/data/perfmodel.toml)."""
     table = table or specs.load()
     acc = name if isinstance(name, specs.Accelerator) else table.lookup(name)
     peak = acc.peak(dtype)
-    notes = []
-    eff, gemm_src = reference_efficiency(acc, table, dtype)
-    if dtype not in acc.mamf_tflops:
-        notes.append(f"no mamf-finder {dtype} figure for {acc.name}: {gemm_src}")
+    bf16 = acc.peak("bf16") if "bf16" in acc.dense_tflops else peak
+    gen, gen_note = inputs.for_accelerator(acc.key)
+    notes = [gen_note] if gen_note else []
+    k_dtype, dtype_src = gemm_dtype_scale(acc, dtype)
+    eff = min(gen.gemm_eff.mode * k_dtype, 1.0)
     if acc.hbm_tbps is None or acc.scaleup_gbps is None:
         raise UsageError(f"{acc.name} lacks HBM bandwidth or scale-up link rate in the hardware table")
     if acc.preliminary:
         notes.append(f"{acc.name}: announced, preliminary figures")
+    nic, domain, nic_src, dom_src = links(acc, table)
     capacity = spec_capacity_bytes(acc)
-    assumed = (f"GEMM efficiency {eff:.3f} ({gemm_src})",
-               f"attention fwd/bwd {ATTN_FWD_EFF.mode}/{ATTN_BWD_EFF.mode} of peak ({ATTN_FWD_EFF.source})",
-               f"HBM {acc.hbm_tbps.value:g} TB/s x {HBM_EFF.mode} ({HBM_EFF.source})",
-               f"NVLink busbw {acc.scaleup_gbps.value:g} GB/s x {NVLINK_EFF.mode} ({NVLINK_EFF.source})",
-               f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} ({NIC_EFF.source})",
+    assumed = (f"GEMM efficiency {eff:.3f} on large layer shapes ({gen.name}: {gen.gemm_eff.source}"
+               f"{'; ' + dtype_src if dtype_src else ''}), shape law {gen.shape_source}",
+               f"attention ({gen.attention_kernel}) fwd/bwd {gen.attn_fwd_eff.mode:g}/{gen.attn_bwd_eff.mode:g} "
+               f"of the bf16 peak ({gen.attn_fwd_eff.source})",
+               f"HBM {acc.hbm_tbps.value:g} TB/s x {gen.hbm_eff.mode:g} ({gen.hbm_eff.source})",
+               f"NVLink busbw {acc.scaleup_gbps.value:g} GB/s x {gen.nvlink_eff.mode:g} ({gen.nvlink_eff.source}); "
+               f"{domain} GPUs per NVLink domain ({dom_src})",
+               f"inter-node busbw {nic:g} GB/s per GPU x {gen.nic_eff.mode:g} ({nic_src}; {gen.nic_eff.source})",
                _capacity_note(capacity, f"device-visible {acc.hbm_gb.low:g} GiB of the vendor's {acc.hbm_gb.value:g} GB"
                               if acc.hbm_gb.low else
                               f"vendor {acc.hbm_gb.value:g} GB read as GiB x {HBM_VISIBLE} visible"))
     return Profile(name=acc.name, source="spec", dtype=dtype, peak_tflops=peak.value, gemm_eff=eff,
-                   attn_fwd_eff=ATTN_FWD_EFF.mode, attn_bwd_eff=ATTN_BWD_EFF.mode,
-                   hbm_gbps=acc.hbm_tbps.value * 1e3 * HBM_EFF.mode,
-                   intra_busbw_gbps=acc.scaleup_gbps.value * NVLINK_EFF.mode,
-                   inter_busbw_gbps=NIC_GBPS * NIC_EFF.mode, hbm_bytes=capacity - HBM_RESERVE_B,
+                   attn_fwd_eff=gen.attn_fwd_eff.mode, attn_bwd_eff=gen.attn_bwd_eff.mode,
+                   hbm_gbps=acc.hbm_tbps.value * 1e3 * gen.hbm_eff.mode,
+                   intra_busbw_gbps=acc.scaleup_gbps.value * gen.nvlink_eff.mode,
+                   inter_busbw_gbps=nic * gen.nic_eff.mode, hbm_bytes=capacity - HBM_RESERVE_B,
+                   attn_fa2_eff=gen.attn_fa2_eff.mode, attn_peak_tflops=bf16.value, node_gpus=domain, shape=gen.shape, generation=gen.key,
                    assumed=assumed, notes=tuple(notes))
 
 
@@ -336,8 +372,11 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         raise UsageError(f"{run_dir} lacks what a measured profile needs: {'; '.join(missing)}; "
                          f"add --hardware {acc.key.upper()} to take those from the spec table, "
                          "or use --hardware alone")
-    # The spec's capacity line is decided below, from the run's device where it can be.
-    assumed = [a for a in base.assumed if not a.startswith("HBM capacity")] if missing else []
+    # What the run did not measure is the spec's (each spec line names its input); the capacity
+    # and inter-node lines are decided below.
+    taken = {"GEMM efficiency": not points, "attention": not apoints, "HBM ": not mem, "NVLink": not by_size}
+    assumed = [a for a in base.assumed
+               if any(a.startswith(k) and lack for k, lack in taken.items()) and not a.startswith("HBM capacity")]
     p = base
     if points:
         big = max(points, key=lambda q: 2.0 * q[0] * q[1] * q[2])
@@ -362,8 +401,8 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
         measured.append("inter-node all_reduce busbw (multi-node run)")
         p = replace(p, inter_busbw_gbps=max(busbw_gbps(r) for r in inter))
     else:
-        assumed.append(f"inter-node busbw {NIC_GBPS:g} GB/s x {NIC_EFF.mode} (single-node run: "
-                       f"spec link rate x stated efficiency; {NIC_EFF.source})")
+        assumed.append(f"inter-node busbw {base.inter_busbw_gbps:.1f} GB/s per GPU (single-node run: "
+                       "the system's NIC rate x the generation's stated efficiency)")
     source = "measured+spec" if missing else "measured"
     label = f"{dev_name} (run {meta.get('run_id')})"
     return replace(p, name=label, source=source, measured=tuple(measured),
