@@ -17,7 +17,8 @@ epoch-research/training-cost-trends implements it; reproduced within 1.3% on six
     hardware / hour   = value x 0.14 ln 10 / 8766 h / (1 - 0.19)     (interconnect 19% of cluster)
     energy / hour     = server W per accelerator x 0.75 x PUE x $ per kWh
 It charges no facility and no opex, and writes hardware off at 32% of its value a year instead of
-over a life: on new hardware it runs ~5-30% above the TCO view with a 5-year life, below it with 3.
+over a life: on new hardware it runs ~25-30% above the TCO view with a 5-year life (below it with a
+3-year life); on hardware a year or two old, below it (docs/sources.md).
 
 The OpenAI-NVIDIA letter of intent's "up to $100 billion ... progressively as each gigawatt is
 deployed" is NVIDIA's equity investment in OpenAI in total (~$10B per GW as reported), not a build

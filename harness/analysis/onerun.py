@@ -623,7 +623,7 @@ OUTPUTS = (
     ("one_run_mtbi_h", "mean time between interruptions of the job", "h"),
     ("one_run_checkpoint_s", "checkpoint write (blocking)", "s"),
     ("one_run_step_s", "optimizer step", "s"),
-    ("one_run_dp_exposed_s", "data-parallel sync exposed per step (fabric)", "s"),
+    ("one_run_dp_exposed_s", "data-parallel sync left exposed per step (fabric, after overlap)", "s"),
     ("one_run_cross_site_s", "cross-campus sync per step", "s"),
     ("one_run_latency_wall_flop", "latency wall, compute-optimal model (gwbench's model)", "FLOP"),
     ("one_run_cost_usd", "cost of the run (its GPUs, TCO $/GPU-hour)", "USD"),

@@ -138,7 +138,9 @@ def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
         f"latency: one layer's forward + backward at least {_r(inp['layer_latency_s'])} s "
         f"({inp['layer_latency_s']['source']})",
         f"latency wall of this model in {inp['days']:g} days (compute-optimal): "
-        f"{fmt_value(wall.get('batch_law'))} FLOP with the batch law, {fmt_value(wall.get('batch_low_fixed'))} "
+        f"{fmt_value(wall.get('batch_law'))} FLOP with "
+        f"{'the batch law' if inp['max_batch_tokens'] is None else 'the given batch'}, "
+        f"{fmt_value(wall.get('batch_low_fixed'))} "
         f"with a fixed 16M-token batch; Erdil & Schneider-Joseph publish utilisation falling past "
         f"~{fmt_value(ref['erdil_onset_flop'])} (blog {fmt_value(ref['erdil_onset_blog_flop'])}) and a wall at "
         f"~{fmt_value(ref['erdil_wall_flop'])} (blog {fmt_value(ref['erdil_wall_blog_flop'])}) for 3 months "
