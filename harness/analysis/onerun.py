@@ -157,13 +157,16 @@ def load_inputs(overrides: Mapping[str, Any] | None = None) -> OneRunInputs:
     for days, seq, max_batch_tokens, campus_max_w, job_share, model)."""
     t = sourced.load("onerun")
     over = dict(overrides or {})
-    values: dict[str, Any] = {}
-    for name in RANGES:
-        values[name] = over.pop(name, None) or _range(t.figure(name))
+
+    def given(name: str, default: Any) -> Any:
+        v = over.pop(name, None)
+        return default() if v is None else v
+
+    values: dict[str, Any] = {name: given(name, lambda n=name: _range(t.figure(n))) for name in RANGES}
     for name in ("checkpoint_bytes_per_param", "campus_max_w", "job_share", "aspect_ratio", "ffn_ratio",
                  "batch_low_tokens"):
-        values[name] = over.pop(name, None) or t.figure(name).mode
-    seq = over.pop("seq", None) or int(t.figure("seq_tokens").mode)
+        values[name] = given(name, lambda n=name: t.figure(n).mode)
+    seq = given("seq", lambda: int(t.figure("seq_tokens").mode))
     law, anchor = t.section("batch_law"), t.section("batch_high_anchor")
     sources = {k: t.figure(k).source for k in ("checkpoint_bytes_per_param", "campus_max_w", "job_share",
                                                  "aspect_ratio", "ffn_ratio", "batch_low_tokens", "seq_tokens")}
@@ -276,7 +279,7 @@ def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[
         spg = 2.0**e
         best = None
         for cp in (1, 2, 4, 8):
-            if seq % cp or seq // cp < 1024:
+            if cp > 1 and (seq % cp or seq // cp < 1024):
                 continue
             for pp in (1, 2, 4, 8, 16, 32, 64, 128):
                 layers = stepmod.stage_layers(model, pp)
@@ -444,29 +447,38 @@ class OneRunExtension:
     profile_note: str = ""
     name: str = "one_run"
     _draws: dict[str, np.ndarray] | None = None
+    _draws_key: tuple[int, int] | None = None
 
     def _samples(self, seed: int, n: int) -> dict[str, np.ndarray]:
-        if self._draws is None or len(next(iter(self._draws.values()))) != n:
+        if self._draws is None or self._draws_key != (seed, n):
+            self._draws_key = (seed, n)
             rng = np.random.default_rng((seed, 1801))
             self._draws = {k: getattr(self.inputs, k).sample(rng, n) for k in RANGES}
             self._draws["u_batch"] = rng.uniform(size=n)  # quantile of the batch range, set per site
             self._draws["u_mfu"] = rng.uniform(size=n)  # quantile of the chosen layout's MFU range
         return self._draws
 
-    def _model(self, n_power: float, a: projection.Assumptions) -> tuple[Transformer, str, float]:
-        """(model, how it was sized, compute it was sized for); a fixed point on the run's compute."""
+    def _model(self, n_power: float, a: projection.Assumptions, pue: float, w_acc: float
+               ) -> tuple[Transformer, str, float]:
+        """(model, how it was sized, the run's compute): a fixed point, since the model's size and
+        the batch law follow the run's compute, which follows the model's layouts."""
         inp = self.inputs
-        if inp.model:
-            return stepmod.preset(inp.model), "preset (--model)", float("nan")
+        preset = stepmod.preset(inp.model) if inp.model else None
         compute = n_power * self.prof.peak_tflops * 1e12 * a.mfu.mode * a.goodput.mode * inp.days * 86_400
-        model = None
+        model = preset
         for _ in range(FIXED_POINT_STEPS):
-            runs = [(evaluate(self._problem(m, n_power, compute, None, point=True))["flop"][0], m)
-                    for m in model_shapes(math.sqrt(compute / 120), inp.aspect_ratio, inp.ffn_ratio)]
+            shapes = [preset] if preset else model_shapes(math.sqrt(compute / 120), inp.aspect_ratio, inp.ffn_ratio)
+            runs = [(evaluate(self._problem(m, n_power, compute, None, point=True, pue=pue, w_acc=w_acc))["flop"][0], m)
+                    for m in shapes]
             run, model = max(runs, key=lambda rm: rm[0])
-            if run <= 0 or abs(math.log(run / compute)) < math.log(1.05):
+            if run <= 0:
                 break
+            converged = abs(math.log(run / compute)) < math.log(1.05)
             compute = run
+            if converged:
+                break
+        if preset:
+            return model, "preset (--model)", compute
         return model, ("compute-optimal (Chinchilla N = sqrt(C/120), a fixed point on the run's compute; "
                        "the fastest of three layer counts)"), compute
 
@@ -474,7 +486,7 @@ class OneRunExtension:
                  point: bool = False, pue: Any = None, w_acc: Any = None, k_mfu: Any = None) -> Problem:
         inp = self.inputs
         curve = layout_curve(model, self.prof, inp.seq)
-        b = batch_range(compute if math.isfinite(compute) else 1e25, inp)
+        b = batch_range(compute, inp)
         n_power = np.atleast_1d(np.asarray(n_power, dtype=float))
         size = len(n_power)
         if point or draws is None:
@@ -497,12 +509,10 @@ class OneRunExtension:
         a, inp = ctx["assumptions"], self.inputs
         point_chain, mc = ctx["point"], ctx["mc"]
         n_point = float(point_chain["accelerators"]) * inp.job_share
-        model, sizing, _ = self._model(n_point, a)
         pdraw = ctx["point_draws"]
         w_point = pdraw["node_w"] + pdraw["network_w"]
-        # the point estimate
-        pb0 = self._problem(model, n_point, float("nan"), None, point=True, pue=pdraw["pue"], w_acc=w_point)
-        compute0 = evaluate(pb0)["flop"][0]
+        model, sizing, compute0 = self._model(n_point, a, pdraw["pue"], w_point)
+        # the point estimate, at the modes
         pb0 = self._problem(model, n_point, compute0, None, point=True, pue=pdraw["pue"], w_acc=w_point)
         run0, gains0, which0 = binding(pb0)
         chosen = pb0.curve[int(run0["j"][0])]
@@ -530,7 +540,8 @@ class OneRunExtension:
                                                            *self._shape(model)))}
         section = {
             "days": inp.days,
-            "binding": LIMITS[int(which0[0])],
+            "binding": max(share, key=share.get),  # the limit that binds in most samples
+            "binding_at_modes": LIMITS[int(which0[0])],
             "binding_share": share,
             "gain_if_lifted": {lim: {"point": float(gains0[lim][0]), "p50": float(np.median(gains[lim]))}
                                for lim in LIMITS},

@@ -18,6 +18,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,11 @@ def figure(d: Any, where: str, *, user: bool = False, warnings: list[str] | None
     return Sourced(lo, mode, hi, source, str(d.get("date", "")), tag, str(d.get("note", "")), where)
 
 
+@lru_cache(maxsize=8)
+def _read_packaged(path: str) -> dict[str, Any]:
+    return _read(Path(path))
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -215,7 +221,7 @@ def packaged_path(name: str) -> Path:
 
 def load(name: str, user_path: str | Path | None = None) -> Table:
     """The packaged table `name` (costs, onerun), with the user table at `user_path` on top."""
-    base = _read(packaged_path(name))
+    base = _read_packaged(str(packaged_path(name)))  # cached: never modified (a user table is merged into a copy)
     if user_path is None:
         return Table(name, base, frozenset())
     path = Path(user_path)

@@ -115,8 +115,8 @@ def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in share if v >= 0.005)
         gains = ", ".join(f"{k} x{v['p50']:.2f}" for k, v in sec["gain_if_lifted"].items())
         m = sec["model"]
-        lines += [f"{s['name']}: binding limit {_binding(sec)} (share of samples: {shares}; at the modes: "
-                  f"{sec['binding']}); run with one limit lifted, p50: {gains}",
+        lines += [f"{s['name']}: binding limit {sec['binding']} (share of samples: {shares}; at the modes: "
+                  f"{sec['binding_at_modes']}); run with one limit lifted, p50: {gains}",
                   f"{s['name']}: model {m['name']} ({m['params']:.3g} parameters, {m['layers']} layers, "
                   f"d_model {m['d_model']:,}; {m['sizing']}); layout at the modes {sec['layout']}; "
                   f"MFU range of that layout {_r(sec['mfu_range'])}; batch range "
@@ -155,11 +155,6 @@ def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
         lines.append("fixed cluster: the 'power' limit is the cluster's accelerator count")
     head = _title(f"Largest single synchronous run in {inp['days']:g} days", fmt)
     return [head, "\n".join(bullet + ln for ln in lines), _group_table(result, "one_run", fmt)]
-
-
-def _binding(sec: Mapping[str, Any]) -> str:
-    """The limit that binds in most samples."""
-    return max(sec["binding_share"].items(), key=lambda kv: kv[1])[0]
 
 
 def _cost_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
