@@ -190,7 +190,7 @@ def test_slow_links_make_the_network_bind(gb200, inputs):
     """A job spanning campuses over thin links: the cross-campus sync is the limit."""
     basis, prof, note = gb200
     thin = replace(inputs, restart_s=Range.fixed(1.0, "test"), storage_gbps_per_gpu=Range.fixed(10.0, "test"),
-                   site_links_pbps=Range.fixed(0.002, "test"), campus_max_w=2e8)
+                   site_links_pbps=Range.fixed(0.002, "test"), campus_max_w=2e8, model="405b")
     site = _site(basis, onerun.OneRunExtension(thin, prof, note), 1e9)
     assert site["one_run"]["binding"] == "network"
     assert site["one_run"]["gain_if_lifted"]["network"]["point"] > 1.5
@@ -199,7 +199,7 @@ def test_slow_links_make_the_network_bind(gb200, inputs):
 def test_a_slow_layer_makes_latency_bind(gb200, inputs):
     basis, prof, note = gb200
     slow = replace(inputs, restart_s=Range.fixed(1.0, "test"), storage_gbps_per_gpu=Range.fixed(10.0, "test"),
-                   layer_latency_s=Range.fixed(0.5, "test"))
+                   layer_latency_s=Range.fixed(0.5, "test"), model="405b")
     site = _site(basis, onerun.OneRunExtension(slow, prof, note), 1e9)
     assert site["one_run"]["binding"] == "latency"
 
