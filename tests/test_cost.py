@@ -174,8 +174,26 @@ def test_packaged_table_follows_its_rules():
         c = cost.inputs_for(acc)
         assert c.price is not None and c.price.source
         assert all("forward-looking" in w for w in c.warnings), (key, c.warnings)
+    for name in ("costs", "onerun"):  # every figure of both packaged tables parses, with a source
+        t = sourced.load(name)
+        for key in sourced._figure_keys(t.raw):
+            assert t.figure(key).source
     with pytest.raises(UsageError, match="a figure without a source"):
         sourced.figure({"value": 1.0}, "x")
+    with pytest.raises(UsageError, match="unknown keys souce"):
+        sourced.figure({"value": 1.0, "source": "x", "souce": "typo"}, "x")
+
+
+def test_epoch_method_per_gpu_hour_checks():
+    """Llama 3.1 405B under Epoch's method: $1.46 per H100-hour all-in (check F13); GB200 at
+    Bernstein's $47.2k, new, PUE 1.2, $77.1/MWh: $2.27 (check G8)."""
+    llama = next(r for r in PUBLISHED if r["model"] == "Llama 3.1-405B")
+    h100 = cost.epoch_gpu_hour(price=llama["server_usd_per_gpu"], hardware_age_years=llama["hardware_age_years"],
+                               server_w=10200 / 8, load_factor=0.75, pue=1.1, usd_per_mwh=77.1)
+    assert h100 == pytest.approx(1.46, rel=0.01)
+    gb200 = cost.epoch_gpu_hour(price=47.2e3, hardware_age_years=0.0, server_w=1830, load_factor=0.75, pue=1.2,
+                                usd_per_mwh=77.1)
+    assert gb200 == pytest.approx(2.27, rel=0.01)
 
 
 @pytest.mark.parametrize("argv, match", [
