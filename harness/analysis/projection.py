@@ -41,48 +41,16 @@ from typing import Any
 
 import numpy as np
 
+from harness.analysis import cost
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.row import positive
+from harness.core.sourced import Range  # also harness.analysis.projection.Range, as before
 from harness.core.store import load_run, read_json_file
 
 SCHEMA_VERSION = 1
 SECONDS_PER_DAY = 86_400.0
 DAYS_PER_YEAR = 365.0
-
-
-@dataclass(frozen=True)
-class Range:
-    """An assumption: a point value (`mode`) and the range the Monte Carlo samples.
-
-    Samples are triangular(low, mode, high): the point estimate is the most likely value and the
-    published extremes are possible but rare. low == high means fixed (no spread).
-    """
-
-    low: float
-    mode: float
-    high: float
-    source: str = ""
-
-    @classmethod
-    def fixed(cls, value: float, source: str) -> Range:
-        return cls(value, value, value, source)
-
-    def scaled(self, k: float, source: str | None = None) -> Range:
-        return Range(self.low * k, self.mode * k, self.high * k, self.source if source is None else source)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        if self.low == self.high:
-            return np.full(n, self.mode)
-        return rng.triangular(self.low, self.mode, self.high, n)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"low": self.low, "mode": self.mode, "high": self.high, "source": self.source}
-
-    def __str__(self) -> str:
-        if self.low == self.high:
-            return f"{self.mode:.4g}"
-        return f"{self.mode:.4g} ({self.low:.4g}-{self.high:.4g})"
 
 
 # ---------------------------------------------------------------- defaults, each with its source
@@ -418,58 +386,84 @@ def _points(basis: Basis, a: Assumptions) -> dict[str, float]:
             "network_w": a.network_w.mode, "node_w": basis.node_w.mode}
 
 
+def summary(label: str, unit: str, point: Any, samples: Any) -> dict[str, Any]:
+    """One output: its point estimate and the p5 / p50 / p95 of its Monte Carlo samples."""
+    p5, p50, p95 = np.percentile(samples, [5, 50, 95])
+    return {"label": label, "unit": unit, "point": float(point), "p5": float(p5), "p50": float(p50),
+            "p95": float(p95)}
+
+
 def _site(basis: Basis, a: Assumptions, draws: Mapping[str, np.ndarray], *,
-          facility_w: float | None = None, accelerators: float | None = None) -> dict[str, Any]:
+          facility_w: float | None = None, accelerators: float | None = None,
+          extensions: Sequence[Any] = ()) -> dict[str, Any]:
     common = dict(peak_tflops=basis.peak_tflops, days=a.days, facility_w=facility_w,
                   accelerators=accelerators, gpus_per_system=basis.gpus_per_system)
-    point = chain(**common, **_points(basis, a))
+    point_draws = _points(basis, a)
+    point = chain(**common, **point_draws)
     mc = chain(**common, **draws)
     outputs = {}
     for key, label, unit in OUTPUTS:
         if point[key] is None:
             continue
-        p5, p50, p95 = np.percentile(mc[key], [5, 50, 95])
-        outputs[key] = {"label": label, "unit": unit, "point": float(point[key]),
-                        "p5": float(p5), "p50": float(p50), "p95": float(p95)}
+        outputs[key] = summary(label, unit, point[key], mc[key])
     name = format_power(facility_w) if accelerators is None else f"{accelerators:,.0f} accelerators"
     flags = []
     if outputs["run_flop"]["p50"] > SCALE_LIMIT_FLOP:
         limit = f"{SCALE_LIMIT_FLOP:.0e}".replace("e+", "e")  # 1e28
         flags.append(f"run FLOP above ~{limit}: Epoch (arXiv 2411.01137) finds data "
                      "movement cutting utilisation past this for a 3-month run; the MFU range is optimistic")
-    return {"name": name, "facility_w": facility_w, "accelerators": accelerators,
+    site = {"name": name, "facility_w": facility_w, "accelerators": accelerators,
             "outputs": outputs, "flags": flags}
+    # Extensions (analysis/cost.py, analysis/onerun.py) add outputs computed from the same
+    # samples (common random numbers), tagged with their group, and a section of their own.
+    prior: dict[str, tuple[Any, Any]] = {}
+    for ext in extensions:
+        ctx = {"basis": basis, "assumptions": a, "point": point, "mc": mc, "point_draws": point_draws,
+               "draws": draws, "facility_w": facility_w, "accelerators": accelerators, "prior": prior,
+               "site_name": name}
+        extra = ext.site(ctx)
+        for key, label, unit, p, samples in extra.get("outputs", []):
+            outputs[key] = summary(label, unit, p, samples) | {"group": ext.name}
+            prior[key] = (p, samples)
+        site[ext.name] = extra.get("section") or {}
+        flags += extra.get("flags", [])
+    return site
 
 
 def project(basis: Basis, assumptions: Assumptions | None = None, *,
-            sites_w: Sequence[float] = DEFAULT_SITES_W, accelerators: float | None = None) -> dict[str, Any]:
+            sites_w: Sequence[float] = DEFAULT_SITES_W, accelerators: float | None = None,
+            extensions: Sequence[Any] = ()) -> dict[str, Any]:
     """Point estimate and seeded Monte Carlo p5/p50/p95 of every output, per site.
 
     Power mode: one site per facility power in `sites_w`. Fixed-cluster mode (`accelerators`):
-    one site of that many accelerators; power becomes an output."""
+    one site of that many accelerators; power becomes an output. `extensions` (cost, one run)
+    each have a `name`, `site(ctx) -> {outputs, section, flags}` and `describe()`."""
     a = assumptions or Assumptions()
     if accelerators is not None and not (math.isfinite(accelerators) and accelerators > 0):
         raise UsageError(f"--accelerators must be positive, got {accelerators:g}")
     draws = _draws(basis, a)
     if accelerators is not None:
-        sites = [_site(basis, a, draws, accelerators=accelerators)]
+        sites = [_site(basis, a, draws, accelerators=accelerators, extensions=extensions)]
     else:
-        sites = [_site(basis, a, draws, facility_w=parse_power(w)) for w in sites_w]
+        sites = [_site(basis, a, draws, facility_w=parse_power(w), extensions=extensions) for w in sites_w]
     notes = []
     if basis.accelerator.preliminary:
         notes.append(f"{basis.accelerator.name}: announced, preliminary figures ({basis.accelerator.note})")
     if basis.mfu_scale * a.mfu.high > 1:
         notes.append("MFU capped at 1 in some samples")
-    return {"kind": "gwbench.projection", "schema_version": SCHEMA_VERSION, "basis": basis.to_dict(),
-            "assumptions": a.to_dict(), "mode": "fixed-cluster" if accelerators is not None else "power",
-            "sites": sites, "notes": notes}
+    result = {"kind": "gwbench.projection", "schema_version": SCHEMA_VERSION, "basis": basis.to_dict(),
+              "assumptions": a.to_dict(), "mode": "fixed-cluster" if accelerators is not None else "power",
+              "sites": sites, "notes": notes}
+    for ext in extensions:
+        result[ext.name] = ext.describe()
+    return result
 
 
 # ---------------------------------------------------------------- generations
 
 
 def _generation_row(acc: specs.Accelerator, table: specs.HardwareTable, a: Assumptions,
-                    sites: Sequence[float], dtype: str) -> dict[str, Any]:
+                    sites: Sequence[float], dtype: str, cost_file: Path | None = None) -> dict[str, Any]:
     # V100 has no bf16: fp16 was its mixed-precision training dtype; used and labelled.
     use = dtype if dtype in acc.dense_tflops else None
     if use is None and dtype == "bf16" and "fp16" in acc.dense_tflops:
@@ -481,26 +475,47 @@ def _generation_row(acc: specs.Accelerator, table: specs.HardwareTable, a: Assum
         b = from_spec(acc, table, use)
     except UsageError as exc:
         return row | {"skipped": str(exc)}
-    per_site = [chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=w, **_points(b, a)) for w in sites]
+    points = _points(b, a)
+    per_site = [chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=w, **points) for w in sites]
     return row | {"peak_tflops": b.peak_tflops, "w_per_accelerator": per_site[0]["w_per_accelerator"],
                   "power_source": b.node_w.source, "flop_per_joule": per_site[0]["flop_per_joule"],
                   "sites": [{"facility_w": w, "accelerators": s["accelerators"],
                              "flop_per_year": s["flop_per_year"],
                              "above_scale_limit": s["run_flop"] > SCALE_LIMIT_FLOP}
-                            for w, s in zip(sites, per_site)]}
+                            for w, s in zip(sites, per_site)]} | _generation_cost(b, points, a, cost_file)
+
+
+def _generation_cost(b: Basis, points: Mapping[str, float], a: Assumptions,
+                     cost_file: Path | None) -> dict[str, Any]:
+    """The cost-of-intelligence columns at the assumptions' modes: capex of one GW of facility
+    power, TCO $ per accelerator-hour and $ per 1e18 training FLOP (analysis/cost.py); None
+    without a price in the cost table."""
+    inputs = cost.inputs_for(b.accelerator, cost_file)
+    if inputs.price is None:
+        return {"server_usd_per_gpu": None, "capex_usd_per_gw": None, "usd_per_gpu_hour": None,
+                "usd_per_eflop": None, "cost_note": "no price in the cost table"}
+    gw = chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=1e9, **points)
+    modes = {k: getattr(inputs, k).mode for k in cost.RANGES} | {"price": inputs.price.mode}
+    c = cost.tco(accelerators=gw["accelerators"], it_w=gw["it_mw"] * 1e6, pue=points["pue"], days=a.days,
+                 run_flop=gw["run_flop"], **modes)
+    return {"server_usd_per_gpu": inputs.price.mode, "price_source": inputs.price.source,
+            "capex_usd_per_gw": c["capex_usd"], "usd_per_gpu_hour": c["usd_per_gpu_hour"],
+            "usd_per_eflop": c["usd_per_eflop"], "cost_warnings": list(inputs.warnings)}
 
 
 def generations(table: specs.HardwareTable | None = None, assumptions: Assumptions | None = None, *,
                 sites_w: Sequence[float] = DEFAULT_SITES_W, dtype: str = "bf16",
-                keys: Iterable[str] | None = None) -> dict[str, Any]:
+                keys: Iterable[str] | None = None, cost_file: Path | None = None) -> dict[str, Any]:
     """Every accelerator (or those in `keys`) side by side: point estimates at the assumptions'
     modes, since all rows share the same assumptions; `ratio vs H100` = FLOP per facility joule
-    over H100's, which is also the FLOP-per-year ratio at equal facility power."""
+    over H100's, which is also the FLOP-per-year ratio at equal facility power. Cost columns
+    (capex per GW of facility power, $ per accelerator-hour, $ per 1e18 FLOP: the cost of
+    intelligence across generations) from harness/data/costs.toml, or `cost_file` on top."""
     table = table or specs.load()
     a = assumptions or Assumptions()
     sites = [parse_power(w) for w in sites_w]
     chosen = [table.accelerators[k] for k in keys or table.accelerators]
-    rows = [_generation_row(acc, table, a, sites, dtype) for acc in chosen]
+    rows = [_generation_row(acc, table, a, sites, dtype, cost_file) for acc in chosen]
     base: dict[str, Any] = {}
     if BASELINE in table.accelerators:
         base = _generation_row(table.accelerators[BASELINE], table, a, sites, dtype)

@@ -7,9 +7,10 @@ harness/core/specs.py, the rendering in harness/present/projection.py.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from harness.analysis import projection
+from harness.analysis import cost, onerun, projection
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.present.projection import render_generations, render_projection
@@ -35,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: 1GW and 10GW)")
     scale.add_argument("--accelerators", type=float, metavar="N",
                        help="fixed-cluster mode: N accelerators instead of a power budget")
-    scale.add_argument("--days", type=float, default=projection.DEFAULT_DAYS,
-                       help="run length in days (default %(default)g)")
+    scale.add_argument("--days", type=float, default=None,
+                       help=f"run length in days (default: {projection.DEFAULT_DAYS:g} for the site's "
+                            f"aggregate, {onerun.DEFAULT_DAYS:g} for the largest single run)")
     model = parser.add_argument_group("assumptions (defaults and sources: see the output)")
     model.add_argument("--dtype", default="bf16", choices=specs.DTYPES, help="training dtype (default bf16)")
     model.add_argument("--pue", help=f"facility / IT energy, >= 1: {_RANGE} "
@@ -55,6 +57,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--job-gpus", type=int, default=16384, help="GPUs per training job for --model")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
     parser.add_argument("--format", choices=("text", "md", "json"), default="text")
+    _add_one_run_arguments(parser)
+    _add_cost_arguments(parser)
+
+
+def _add_one_run_arguments(parser: argparse.ArgumentParser) -> None:
+    one = parser.add_argument_group(
+        "the largest single run (shown beside the aggregate; defaults and sources: harness/data/onerun.toml)")
+    one.add_argument("--no-one-run", dest="one_run", action="store_false",
+                     help="skip the largest-single-run search (layout search, interruptions, batch, network)")
+    one.add_argument("--max-batch-tokens", metavar="T",
+                     help=f"largest useful global batch in tokens: {_RANGE} (default: DeepSeek LLM's law "
+                          "at the run's compute, 16M to 2x)")
+    one.add_argument("--seq", type=int, metavar="TOKENS", help="sequence length (default 8192)")
+    one.add_argument("--interruption-rate", metavar="PER_GPU_HOUR",
+                     help=f"unexpected interruptions per GPU-hour: {_RANGE} (default Llama 3 / Kokolis)")
+    one.add_argument("--restart-s", metavar="S", help=f"seconds to resume after an interruption: {_RANGE}")
+    one.add_argument("--storage-gbps-per-gpu", metavar="GBPS",
+                     help=f"checkpoint storage GB/s per GPU of the job: {_RANGE}")
+    one.add_argument("--site-links", metavar="PBPS",
+                     help=f"bandwidth between campuses, Pb/s: {_RANGE} (default Epoch's 4-20)")
+    one.add_argument("--site-rtt-s", metavar="S", help=f"round trip between campuses, seconds: {_RANGE}")
+    one.add_argument("--campus-power", metavar="P",
+                     help="largest facility power of one campus, like 5GW (default 5GW, Epoch's 2030 upper end)")
+    one.add_argument("--job-share", type=float, metavar="F", help="share of the site one job may use, (0, 1]")
+    one.add_argument("--layer-latency-s", metavar="S",
+                     help=f"minimum forward + backward time of one layer: {_RANGE} (gwbench assumption)")
+
+
+def _add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+    c = parser.add_argument_group("cost (defaults, dates and sources: harness/data/costs.toml)")
+    c.add_argument("--gpu-price", metavar="USD",
+                   help=f"server price per accelerator, without the cluster network: {_RANGE}")
+    c.add_argument("--usd-per-mwh", metavar="USD", help=f"electricity price: {_RANGE}")
+    c.add_argument("--it-life-years", metavar="Y", help=f"server and network life: {_RANGE}")
+    c.add_argument("--facility-life-years", metavar="Y", help=f"facility life: {_RANGE}")
+    c.add_argument("--facility-usd-per-mw", metavar="USD", help=f"facility capex per MW of IT load: {_RANGE}")
+    c.add_argument("--network-share", metavar="F", help=f"cluster network share of IT hardware cost: {_RANGE}")
+    c.add_argument("--load-factor", metavar="F", help=f"average IT draw / rated power, (0, 1]: {_RANGE}")
+    c.add_argument("--opex-usd-per-mw-year", metavar="USD", help=f"opex other than energy per MW of IT: {_RANGE}")
+    c.add_argument("--hardware-age-years", type=float, default=0.0, metavar="Y",
+                   help="years between buying the hardware and the run (Epoch's method only; default 0)")
+    c.add_argument("--cost-file", type=Path, metavar="PATH",
+                   help="a cost table (TOML, as harness/data/costs.toml) whose figures override the packaged ones")
 
 
 def _assumptions(args: argparse.Namespace) -> projection.Assumptions:
@@ -63,7 +108,43 @@ def _assumptions(args: argparse.Namespace) -> projection.Assumptions:
         text = getattr(args, name)
         if text is not None:
             given[name] = projection.parse_range(text, name.replace("_", "-"))
-    return projection.Assumptions(days=args.days, samples=args.samples, seed=args.seed, **given)
+    days = projection.DEFAULT_DAYS if args.days is None else args.days
+    return projection.Assumptions(days=days, samples=args.samples, seed=args.seed, **given)
+
+
+def _ranges(args: argparse.Namespace, flags: dict[str, str]) -> dict:
+    """{input name: its flag} -> the given ones parsed as ranges (bounds checked by the analysis)."""
+    out = {}
+    for name, flag in flags.items():
+        text = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if text is not None:
+            out[name] = projection.parse_range(text, flag.lstrip("-"))
+    return out
+
+
+def _warn(warnings) -> None:
+    for w in dict.fromkeys(warnings):
+        print(f"gwbench: warning: {w}", file=sys.stderr)
+
+
+def _extensions(args: argparse.Namespace, basis: projection.Basis, table: specs.HardwareTable) -> list:
+    """The cost and one-run additions to the projection, from the flags."""
+    costs = _ranges(args, {name: flag for name, (flag, _) in cost.RANGES.items()})
+    if args.gpu_price is not None:
+        costs["price"] = projection.parse_range(args.gpu_price, "gpu-price")
+    exts: list = [cost.CostExtension(cost.inputs_for(basis.accelerator, args.cost_file, costs,
+                                                     args.hardware_age_years))]
+    if args.one_run:
+        over = _ranges(args, onerun.RANGES) | {
+            "days": args.days, "seq": args.seq, "model": args.perf_model,
+            "job_share": args.job_share,
+            "max_batch_tokens": (projection.parse_range(args.max_batch_tokens, "max-batch-tokens")
+                                 if args.max_batch_tokens is not None else None),
+            "campus_max_w": projection.parse_power(args.campus_power) if args.campus_power else None}
+        inputs = onerun.load_inputs({k: v for k, v in over.items() if v is not None})
+        prof, note = onerun.profile_for(basis, table, args.from_run)
+        exts.append(onerun.OneRunExtension(inputs, prof, note))
+    return exts
 
 
 def main(args: argparse.Namespace) -> int:
@@ -81,7 +162,9 @@ def main(args: argparse.Namespace) -> int:
     table = specs.load(args.hardware_file)
     assumptions = _assumptions(args)
     if args.generations:
-        result = projection.generations(table, assumptions, sites_w=sites_w, dtype=args.dtype)
+        result = projection.generations(table, assumptions, sites_w=sites_w, dtype=args.dtype,
+                                        cost_file=args.cost_file)
+        _warn(w for r in result["rows"] for w in r.get("cost_warnings", []))
         print(render_generations(result, args.format))
         return 0
     if args.from_run:
@@ -92,7 +175,10 @@ def main(args: argparse.Namespace) -> int:
         from harness.analysis.perfmodel import predict  # the model is optional: imported only when asked
         basis, assumptions, note = predict.predicted_assumptions(
             args.perf_model, basis, assumptions, table, args.from_run, args.job_gpus, args.dtype)
-    result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators)
+    exts = _extensions(args, basis, table)
+    _warn(exts[0].inputs.warnings)  # the cost inputs: a price older than the hardware, an unsourced figure
+    result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators,
+                                extensions=exts)
     if args.perf_model:
         result["notes"].append(note)
     print(render_projection(result, args.format))

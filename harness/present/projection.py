@@ -31,7 +31,12 @@ def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
     bullet = "- " if fmt == "md" else ""
     head = "\n".join(bullet + ln for ln in lines)
     tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
-    return "\n\n".join(p for p in (head, format_table(headers, rows, fmt), tail) if p)
+    parts = [head, format_table(headers, rows, fmt)]
+    if "one_run" in result:
+        parts += _one_run_parts(result, fmt)
+    if "cost" in result:
+        parts += _cost_parts(result, fmt)
+    return "\n\n".join(p for p in (*parts, tail) if p)
 
 
 def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], list[list[str]], list[str]]:
@@ -61,6 +66,132 @@ def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], 
     return lines, headers, rows, flags
 
 
+def fmt_money(x: float | None) -> str:
+    """$35.1B, $1.16M, $1.75: three significant figures."""
+    if x is None:
+        return "—"
+    for suffix, k in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= k:
+            return f"${x / k:.3g}{suffix}"
+    return f"${x:.3g}"
+
+
+def _fmt(x: float | None, unit: str) -> str:
+    if unit == "USD":
+        return fmt_money(x)
+    if unit == "x" and x is not None:
+        return f"{x:.3g}"
+    return fmt_value(x, unit)
+
+
+def _group_table(result: Mapping[str, Any], group: str, fmt: str) -> str:
+    """The outputs an extension added (p50 and p5 - p95 per site), in the order it gave them."""
+    sites = result["sites"]
+    headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} p50", f"{s['name']} p5 – p95")]
+    rows = []
+    for key, o in sites[0]["outputs"].items():
+        if o.get("group") != group:
+            continue
+        cells = [o["label"], "$" if o["unit"] == "USD" else o["unit"]]
+        for s in sites:
+            v = s["outputs"][key]
+            cells += [_fmt(v["p50"], v["unit"]), f"{_fmt(v['p5'], v['unit'])} – {_fmt(v['p95'], v['unit'])}"]
+        rows.append(cells)
+    return format_table(headers, rows, fmt) if rows else ""
+
+
+def _title(text: str, fmt: str) -> str:
+    return f"### {text}" if fmt == "md" else f"{text}\n{'=' * len(text)}"
+
+
+def _r(d: Mapping[str, Any]) -> str:
+    return str(Range(d["low"], d["mode"], d["high"]))
+
+
+def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
+    one, sites = result["one_run"], result["sites"]
+    inp = one["inputs"]
+    bullet = "- " if fmt == "md" else ""
+    lines = []
+    for s in sites:
+        sec = s.get("one_run") or {}
+        if not sec:
+            continue
+        share = sorted(sec["binding_share"].items(), key=lambda kv: -kv[1])
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in share if v >= 0.005)
+        gains = ", ".join(f"{k} x{v['p50']:.2f}" for k, v in sec["gain_if_lifted"].items())
+        m = sec["model"]
+        lines += [f"{s['name']}: binding limit {sec['binding']} (share of samples: {shares}; at the modes: "
+                  f"{sec['binding_at_modes']}); run with one limit lifted, p50: {gains}",
+                  f"{s['name']}: model {m['name']} ({m['params']:.3g} parameters, {m['layers']} layers, "
+                  f"d_model {m['d_model']:,}; {m['sizing']}); layout at the modes {sec['layout']}; "
+                  f"MFU range of that layout {_r(sec['mfu_range'])}; batch range "
+                  f"{_r(sec['batch_tokens_range'])} tokens"]
+    ref = one["reference"]
+    wall = sites[0].get("one_run", {}).get("latency_wall_flop", {})
+    lines += [
+        f"inputs: interruptions {_r(inp['interruption_rate_per_gpu_hour'])} per GPU-hour "
+        f"({inp['interruption_rate_per_gpu_hour']['source']})",
+        f"restart {_r(inp['restart_s'])} s ({inp['restart_s']['source']})",
+        f"checkpoint {inp['checkpoint_bytes_per_param']:g} B per parameter at "
+        f"{_r(inp['storage_gbps_per_gpu'])} GB/s per GPU ({inp['storage_gbps_per_gpu']['source']})",
+        f"batch: {inp['sources']['batch_law']}; low {inp['batch_low_tokens']:,.0f} tokens "
+        f"({inp['sources']['batch_low_tokens']})" if inp["max_batch_tokens"] is None else
+        f"batch: {_r(inp['max_batch_tokens'])} tokens (--max-batch-tokens)",
+        f"network: {sites[0].get('one_run', {}).get('profile', '')}; campuses of at most "
+        f"{inp['campus_max_w'] / 1e9:g} GW ({inp['sources']['campus_max_w']}) joined by "
+        f"{_r(inp['site_links_pbps'])} Pb/s ({inp['site_links_pbps']['source']}), round trip {_r(inp['site_rtt_s'])} s",
+        f"latency: one layer's forward + backward at least {_r(inp['layer_latency_s'])} s "
+        f"({inp['layer_latency_s']['source']})",
+        f"latency wall of this model in {inp['days']:g} days (compute-optimal): "
+        f"{fmt_value(wall.get('batch_law'))} FLOP with "
+        f"{'the batch law' if inp['max_batch_tokens'] is None else 'the given batch'}, "
+        f"{fmt_value(wall.get('batch_low_fixed'))} "
+        f"with a fixed 16M-token batch; Erdil & Schneider-Joseph publish utilisation falling past "
+        f"~{fmt_value(ref['erdil_onset_flop'])} (blog {fmt_value(ref['erdil_onset_blog_flop'])}) and a wall at "
+        f"~{fmt_value(ref['erdil_wall_flop'])} (blog {fmt_value(ref['erdil_wall_blog_flop'])}) for 3 months "
+        "(headline figures compared, their equations not reproduced)",
+        f"compare: Epoch AI expects one 1-5 GW campus to train {fmt_value(ref['epoch_campus_low_flop'])}-"
+        f"{fmt_value(ref['epoch_campus_high_flop'])} FLOP by 2030 and {fmt_value(ref['epoch_feasible_flop'])} "
+        "to be feasible (2030 hardware, lower precision, longer runs)",
+        f"share of the site for one job {inp['job_share']:g} ({inp['sources']['job_share']}); "
+        f"Monte Carlo: {sites[0].get('one_run', {}).get('samples', 0):,} of the samples, layouts fixed",
+    ]
+    if result.get("mode") == "fixed-cluster":
+        lines.append("fixed cluster: the 'power' limit is the cluster's accelerator count")
+    head = _title(f"Largest single synchronous run in {inp['days']:g} days", fmt)
+    return [head, "\n".join(bullet + ln for ln in lines), _group_table(result, "one_run", fmt)]
+
+
+def _cost_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
+    c = result["cost"]
+    inp = c["inputs"]
+    bullet = "- " if fmt == "md" else ""
+    head = _title("Cost", fmt)
+    price = inp["server_usd_per_gpu"]
+    if price is None:
+        skipped = result["sites"][0].get("cost", {}).get("skipped", "no price")
+        return [head, bullet + f"not computed: {skipped}"]
+    money = lambda d: f"{fmt_money(d['mode'])} ({fmt_money(d['low'])}-{fmt_money(d['high'])})"  # noqa: E731
+    lines = [
+        f"server price per accelerator {money(price)}: {price['source']}",
+        f"network {_r(inp['network_share'])} of IT hardware ({inp['network_share']['source']})",
+        f"facility {money(inp['facility_usd_per_mw'])} per MW of IT load ({inp['facility_usd_per_mw']['source']})",
+        f"electricity {money(inp['usd_per_mwh'])} per MWh ({inp['usd_per_mwh']['source']}); average draw "
+        f"{_r(inp['load_factor'])} of rated ({inp['load_factor']['source']})",
+        f"other opex {money(inp['opex_usd_per_mw_year'])} per MW-year ({inp['opex_usd_per_mw_year']['source']})",
+        f"lives: IT {_r(inp['it_life_years'])} years ({inp['it_life_years']['source']}); facility "
+        f"{_r(inp['facility_life_years'])} years ({inp['facility_life_years']['source']})",
+        "methods: TCO = capex / life (straight line) + energy + opex; Epoch's amortized hardware + energy "
+        f"(Cottier et al. 2024) lets value fall {inp['price_ooms_per_year']:g} orders of magnitude a year and "
+        f"adds 19/81 for interconnect, no facility or opex; hardware age {inp['hardware_age_years']:g} years",
+        "NVIDIA's 'up to $100B ... as each gigawatt is deployed' (OpenAI letter of intent, 2025-09-22) is an "
+        "equity investment in total, not a build cost per GW",
+    ]
+    lines += [f"warning: {w}" for w in c.get("warnings", [])]
+    return [head, "\n".join(bullet + ln for ln in lines), _group_table(result, "cost", fmt)]
+
+
 def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
         return json.dumps(result, indent=2)
@@ -76,8 +207,8 @@ def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str],
     site_names = [format_power(w) for w in result["sites_w"]]
     headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
     headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]
-    headers += ["FLOP per facility J", "vs H100"]
-    rows, skipped = [], []
+    headers += ["FLOP per facility J", "vs H100", "capex per GW", "$ per GPU-hour", "$ per EFLOP"]
+    rows, skipped, priced = [], [], []
     for r in result["rows"]:
         if "skipped" in r:
             skipped.append(f"{r['name']}: {r['skipped']}")
@@ -87,12 +218,21 @@ def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str],
             star = " *" if s["above_scale_limit"] else ""
             cells += [fmt_value(s["accelerators"], "count"), fmt_value(s["flop_per_year"]) + star]
         cells += [fmt_value(r["flop_per_joule"]), f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None]
+        cells += [fmt_money(r.get("capex_usd_per_gw")), fmt_money(r.get("usd_per_gpu_hour")),
+                  fmt_money(r.get("usd_per_eflop"))]
+        if r.get("server_usd_per_gpu") is not None:
+            priced.append(f"{r['name']} {fmt_money(r['server_usd_per_gpu'])}")
         rows.append(cells)
     head = [f"gwbench generations — {result['label']}"]
     head += _assumption_lines(result["assumptions"], monte_carlo=False)
     head.append("W per accelerator: system power / GPUs + network share, or TDP x 1.82 where the table "
                 "has no system (`gwbench specs NAME` for sources); preliminary rows are announced figures")
     notes = [f"not shown: {s}" for s in skipped]
+    if priced:
+        notes.append("cost columns (TCO at the modes of harness/data/costs.toml: straight-line lives, facility, "
+                     "energy, opex; capex per GW of facility power; $ per 1e18 training FLOP): server price per "
+                     "accelerator " + ", ".join(priced) + "; — = no price in the table; Rubin's is a "
+                     "forward-looking estimate from NVIDIA's per-GW figure")
     if any(s["above_scale_limit"] for r in result["rows"] for s in r.get("sites", [])):
         days = result["assumptions"]["days"]
         notes.append(f"* one {days:g}-day run above ~{fmt_value(SCALE_LIMIT_FLOP)} FLOP: "
