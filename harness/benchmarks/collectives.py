@@ -26,6 +26,7 @@ window: power_case is False (rank 0's window would see one GPU of many).
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 
@@ -434,6 +435,15 @@ def _one_rank_group(ctx: Context) -> None:
     if ctx.dev.is_cuda:
         torch.cuda.set_device(ctx.dev.index)
     dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    atexit.register(_destroy_one_rank_group)
+
+
+def _destroy_one_rank_group() -> None:
+    """At exit, as torch asks of every process group (NCCL warns otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() == 1:
+        dist.destroy_process_group()
 
 
 def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:

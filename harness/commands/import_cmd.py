@@ -45,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
     meta = {"argv": sys.argv[1:],
             "imported_from": {**source, "version": imported["version"], "header": imported["header"]},
             "git": git_info(), "started_at": now_iso(), "finished_at": now_iso(),
-            "device": {"backend": args.kind, "host": imported["host"], "name": imported["device"],
+            "device": {"backend": args.kind, "host": imported["host"] or "not recorded in the file",
+                       "name": imported["device"],
                        "count": imported["count"]}}
     if imported.get("distributed"):
         meta["distributed"] = imported["distributed"]

@@ -85,8 +85,8 @@ def summary_table(rows: list[dict], limit: int = 60) -> Table:
     """Ok rows first by family; failures and skips listed with their reason."""
     table = Table(title="gwbench summary", show_lines=False)
     for col, just in (("family", "left"), ("op", "left"), ("case", "left"), ("dtype", "left"),
-                      ("status", "left"), ("median ms", "right"), ("TFLOP/s", "right"),
-                      ("GB/s", "right"), ("W", "right"), ("note", "left")):
+                      ("status", "left"), ("median ms", "right"), ("TFLOP/s median", "right"),
+                      ("GB/s median", "right"), ("W", "right"), ("note", "left")):
         table.add_column(col, justify=just)
     shown = rows if len(rows) <= limit else _top(rows, limit)
     for r in shown:
