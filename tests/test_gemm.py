@@ -150,7 +150,7 @@ def test_output_rewritten_before_every_timed_call_or_not(fast_ctx, monkeypatch, 
     status, outcome, error = measure_case(_method_case(out_rewrite=rewrite), fast_ctx)
     assert status == "ok", error
     entries, products = seen[2::2], seen[1:-1:2]  # each call's C on entry, the call before's product
-    assert len(entries) >= 10
+    assert len(entries) >= 9  # at least 1 + 5 estimate + 1 warm-up + 3 timed calls
     held_product = [torch.equal(e, p) for e, p in zip(entries, products)]
     assert not any(held_product) if rewrite else all(held_product)
     assert ("random C" in outcome.extra["out_rewrite"]) is rewrite
