@@ -26,7 +26,7 @@ def test_reference_kernel_times_on_the_cpu(cpu_dev):
     assert 0 < t < 1.0
     info = stability.summary(stability.describe(cpu_dev), t, 2 * t)
     assert info["unstable"] is True and info["ratio"] == pytest.approx(2.0)
-    assert info["reference"].startswith("matmul 512x512x512 float32")
+    assert info["reference"].startswith("matmul 256x256x256 float32")
 
 
 def _run(tmp_path, capsys, argv=()):

@@ -20,7 +20,7 @@ from harness.measure.timing import Budget, measure
 
 # The reference: a square matmul small enough to cost milliseconds and to stay clear of a
 # GPU's power cap, large enough that launch overhead does not dominate its time.
-REFERENCE = {"cuda": (2048, torch.bfloat16), "cpu": (512, torch.float32)}
+REFERENCE = {"cuda": (2048, torch.bfloat16), "cpu": (256, torch.float32)}
 
 
 def describe(dev: Device) -> str:
