@@ -31,6 +31,7 @@ from harness.core.cases import Case, check_dtypes, check_names, check_suite, sel
 from harness.core.errors import Interrupted, SkipCase, UsageError, one_line
 from harness.core.result import Outcome
 from harness.core.row import build_row
+from harness.core.stats import STATISTICS
 from harness.core.store import RunStore, git_info, make_run_id, now_iso
 from harness.measure import device as devmod
 from harness.measure import dist as distmod
@@ -71,6 +72,15 @@ class RunConfig:
     model_tp: int = 1  # ... at this tensor parallelism,
     model_micro_batch: int = 1  # micro-batch (sequences)
     model_seq: int = 8192  # and sequence length
+    # Issue 16: the GEMM method (None: mamf-finder's choices, benchmarks/gemm.py), the search's
+    # ranking statistic, nccl-tests' -w / -c (None: its defaults), the copy sizes of memory.
+    b_layout: list[str] | None = None
+    out_rewrite: list[bool] | None = None
+    fp8_out: list[str] | None = None
+    search_stat: str = "mean"
+    coll_warmup: int | None = None
+    coll_check: int | None = None
+    transfer_sizes: str | None = None
 
     def validate(self) -> None:
         check_suite(self.suite)
@@ -96,6 +106,12 @@ class RunConfig:
             raise UsageError(f"--dist-timeout {self.dist_timeout_s:g}: must be in (0, 86400] seconds")
         if self.coll_iters is not None and not 1 <= self.coll_iters <= 100_000:
             raise UsageError(f"--iters {self.coll_iters}: must be between 1 and 100000")
+        if self.search_stat not in STATISTICS:
+            raise UsageError(f"--search-stat {self.search_stat!r}: choose {', '.join(STATISTICS)}")
+        if self.coll_warmup is not None and not 0 <= self.coll_warmup <= 100_000:
+            raise UsageError(f"--warmup-iters {self.coll_warmup}: must be between 0 and 100000")
+        if self.coll_check is not None and not 0 <= self.coll_check <= 1000:
+            raise UsageError(f"--check-iters {self.coll_check}: must be between 0 and 1000")
         if self.search and self.only and self.only != ["gemm"]:
             raise UsageError(f"--search is the GEMM family's; it cannot run with --only {','.join(self.only)}")
         for family in FAMILIES.values():  # each family checks the options it owns, whichever run
@@ -112,7 +128,10 @@ class RunConfig:
                 "coll_sizes": self.coll_sizes, "coll_iters": self.coll_iters,
                 "attn_backends": self.attn_backends, "dist_timeout_s": self.dist_timeout_s,
                 "model": self.model, "model_tp": self.model_tp, "model_micro_batch": self.model_micro_batch,
-                "model_seq": self.model_seq}
+                "model_seq": self.model_seq,
+                "b_layout": self.b_layout, "out_rewrite": self.out_rewrite, "fp8_out": self.fp8_out,
+                "coll_warmup": self.coll_warmup, "coll_check": self.coll_check,
+                "transfer_sizes": self.transfer_sizes}
 
     def budget(self) -> Budget:
         return Budget(warmup_s=self.warmup_ms / 1e3, rep_s=self.rep_ms / 1e3)
@@ -275,6 +294,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         console = _quiet_console()
     todo = [c for c in all_cases if c.id not in plan.done]
     power_readable = tel is not None and not str(tel.source).startswith("unavailable")
+    ref_start = _reference(dev, ctx)  # the machine's speed before the first case (measure/stability.py)
     status, lost = "failed", None
     # Everything imported so far (torch holds ~10^6 objects) is long-lived: freezing it keeps
     # the per-case gc.collect() in measure_case from re-scanning it (0.2-0.4 s a case on a CPU).
@@ -309,6 +329,8 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
         if lost is not None:
             extra["error"] = str(lost)
+        else:  # and after the last (not after Ctrl-C: the user wants out)
+            extra.update(_stability(dev, ctx, ref_start, status == "complete"))
         rows = store.rows()
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
         store.write_meta(status=status, finished_at=now_iso(), counts=counts, **extra)
@@ -391,6 +413,26 @@ def _telemetry_run_start(tel, cfg: RunConfig, store: RunStore) -> dict:
         info["idle"] = tel.idle(cfg.idle_s)
     tel.start_run_trace(store.dir / "power.csv")
     return info
+
+
+def _reference(dev: devmod.Device, ctx: Context) -> tuple[float | None, str | None]:
+    """(median seconds of the reference kernel, error): a failure never stops the run."""
+    from harness.measure import stability
+
+    try:
+        return stability.reference_time_s(dev, ctx.budget, ctx.clock), None
+    except Exception as exc:
+        return None, one_line(exc)
+
+
+def _stability(dev: devmod.Device, ctx: Context, start: tuple[float | None, str | None],
+               at_end: bool) -> dict:
+    """run.json's `stability` and `unstable` (None when the end was not timed)."""
+    from harness.measure import stability
+
+    end = _reference(dev, ctx) if at_end else (None, "not timed: the run did not complete")
+    info = stability.summary(stability.describe(dev), start[0], end[0], start[1] or end[1])
+    return {"stability": info, "unstable": info["unstable"]}
 
 
 def _telemetry_run_end(tel) -> dict:

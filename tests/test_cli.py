@@ -1,5 +1,6 @@
 """The real `gwbench` CLI in subprocesses: end to end, bad input, interruption, resume."""
 
+import contextlib
 import json
 import signal
 import time
@@ -65,6 +66,33 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "--b-layout", "mk"], "--b-layout 'mk': choose from nk, kn"),
+    (["run", "--fp8-out", "fp16"], "--fp8-out 'fp16'"),
+    (["run", "--out-rewrite", "maybe"], "--out-rewrite: expected on, off or on,off"),
+    (["run", "--search-stat", "p99"], "--search-stat 'p99'"),
+    (["run", "--nccl-tests", "-g 8"], "'-g' is not one of nccl-tests'"),
+    (["run", "--nccl-tests", "-b 8", "--iters", "3"], "--nccl-tests and --iters"),
+    (["run", "--sizes", "1K:1G:+0"], "bad size '0'"),
+    (["run", "--check-iters", "-1"], "--check-iters -1"),
+    (["run", "--transfer-sizes", "1X"], "bad --transfer-sizes '1X'"),
+    (["import", "mamf-finder", "x.log", "--nranks", "2"], "--collective and --nranks are nccl-tests'"),
+])
+def test_issue16_flags_bad_input_in_process(tmp_path, capsys, args, message):
+    """The flags of issue 16, in process (the subprocess test above covers the CLI's framing)."""
+    from harness.cli import main
+
+    if args[0] == "import":
+        (tmp_path / "x.log").write_text("")
+        args = [args[0], args[1], str(tmp_path / "x.log"), *args[3:]]
+    argparse_error = message.startswith("--out-rewrite")  # a type= check: argparse exits 2 itself
+    with pytest.raises(SystemExit) if argparse_error else contextlib.nullcontext():
+        assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cuda_requested_without_gpu(tmp_path):
@@ -151,6 +179,7 @@ def test_search_reports_best_shape(tmp_path):
     assert r.returncode == 0, r.stderr
     rows = [json.loads(x) for x in (_run_dir(tmp_path) / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and {x["params"]["m"] for x in rows} == {128, 256}
-    best = max(rows, key=lambda x: x["tflops"])
+    best = max(rows, key=lambda x: x["tflops_mean"])  # ranked by the mean, as mamf-finder
     p = best["params"]
-    assert f"search fp32: best {p['m']}x{p['n']}x{p['k']}" in r.stdout
+    assert f"search fp32 (b_layout=nk out_rewrite=True): best {p['m']}x{p['n']}x{p['k']}" in r.stdout
+    assert "TFLOP/s mean (ranked by mean;" in r.stdout

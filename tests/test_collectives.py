@@ -14,6 +14,7 @@ import torch
 
 from harness.measure import dist as distmod
 from harness.analysis import nccl_tests as nt
+from harness.present.nccl_tests import float_str
 from harness.benchmarks import collectives as coll
 from harness.core.errors import SkipCase, UsageError
 from tests.conftest import FAST, ROOT, gwbench
@@ -31,21 +32,96 @@ def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(s) for s in (run_dir / "rows.jsonl").read_text().splitlines()]
 
 
-def test_world_size_one_is_skipped(fast_ctx):
+def test_world_size_one_measures_as_nccl_tests_on_one_gpu(fast_ctx):
+    """One rank runs on a one-rank process group (gloo here, NCCL on a GPU): algbw measured,
+    busbw = algbw × 0 for all_reduce / all_gather, × 1 for broadcast; sendrecv to itself is
+    a skipped row on gloo, which cannot send to its own rank."""
+    from harness.runner import measure_case
+
     cases = coll.cases("quick", fast_ctx)
     assert {(c.op, c.p["placement"]) for c in cases} == set(coll.OPS)
-    with pytest.raises(SkipCase, match="world size 1"):
-        coll.run(cases[0], fast_ctx)
+    got = {}
+    for op, pl in (("all_reduce", "in_place"), ("all_gather", "out_of_place"), ("broadcast", "in_place"),
+                   ("sendrecv", "out_of_place")):
+        case = next(c for c in cases if (c.op, c.p["placement"]) == (op, pl))
+        got[op] = measure_case(case, fast_ctx)
+    for op in ("all_reduce", "all_gather", "broadcast"):
+        status, outcome, error = got[op]
+        assert status == "ok", error
+        ex = outcome.extra
+        assert ex["nranks"] == 1 and ex["algbw_gbps"] > 0 and ex["wrong"] == 0
+        assert ex["busbw_gbps"] == (ex["algbw_gbps"] if op == "broadcast" else 0.0)
+    assert got["sendrecv"][0] == "skipped" and "gloo cannot" in got["sendrecv"][2]
 
 
 def test_sizes_and_bad_sizes():
     assert coll.sizes("cpu", "quick", "1K:16K:4") == [1024, 4096, 16384]
     assert coll.sizes("cpu", "quick", "1M:1M") == [1 << 20]
+    assert coll.sizes("cpu", "quick", "1M:4M:+1M") == [1 << 20, 2 << 20, 3 << 20, 4 << 20]  # -i form
+    assert coll.sizes("cpu", "quick", "8:40:+16") == [8, 24, 40]
     assert coll.sizes("cuda", "standard")[-1] == 1 << 30
     assert coll.sizes("cuda", "full")[-1] == 8 << 30
-    for bad in ("1K", "4K:1K", "1K:4K:1", "x:4K", "1K:4K:2.5"):
+    for bad in ("1K", "4K:1K", "1K:4K:1", "x:4K", "1K:4K:2.5", "1:1G:+1", "1K:4K:+0"):
         with pytest.raises(UsageError):
             coll.parse_sizes(bad)
+
+
+@pytest.mark.parametrize("op,size,esize,n,want", [
+    # nccl-tests (src/*.cu GetCollByteCount, HEAD): per-rank counts rounded down to 16 bytes for
+    # all_gather / reduce_scatter / alltoall only; the count column is per rank for those.
+    ("all_gather", 1024, 4, 8, (32, 256, 1024)),
+    ("reduce_scatter", 1024, 4, 8, (32, 256, 1024)),
+    ("alltoall", 1024, 4, 8, (32, 256, 1024)),
+    ("all_reduce", 1024, 4, 8, (256, 256, 1024)),
+    ("all_gather", 1000, 4, 8, (28, 224, 896)),  # 250 / 8 = 31 -> 28 floats (112 bytes) per rank
+    ("all_reduce", 1000, 4, 8, (250, 250, 1000)),  # never rounded
+    ("broadcast", 1002, 2, 8, (501, 501, 1002)),
+    ("all_gather", 1000, 2, 8, (56, 448, 896)),  # halves: 62 -> 56 (8 per 16 bytes)
+    ("alltoall", 64, 4, 8, (0, 0, 0)),  # under 16 bytes per rank: nothing
+    ("all_gather", 4096, 4, 1, (1024, 1024, 4096)),
+])
+def test_nccl_counts(op, size, esize, n, want):
+    from harness.core.flops import nccl_counts
+
+    assert nccl_counts(op, size, esize, n) == want
+
+
+def test_nccl_tests_flags_verbatim():
+    from harness.analysis.nccl_tests import run_options
+
+    assert run_options("-b 8 -e 128M -f 2 -n 5 -w 0 -c 2") == {
+        "sizes": "8:134217728:2", "iters": 5, "warmup": 0, "check": 2}
+    assert run_options("--minbytes=1M --maxbytes 4M -i1M")["sizes"] == "1048576:4194304:+1048576"
+    assert run_options("")["iters"] is None and run_options(None, iters=7)["iters"] == 7
+    # nccl-tests' defaults for what is not given: -b/-e 32M, -i 1M, -n 20, -w 1, -c 1
+    assert run_options("-n 3") == {"sizes": "33554432:33554432:+1048576", "iters": 3, "warmup": 1, "check": 1}
+    for bad, msg in (("-g 8", "not one of nccl-tests'"), ("-b", "needs a value"), ("-n x", "-n 'x'"),
+                     ("-b 0", "bad -b size")):
+        with pytest.raises(UsageError, match=msg):
+            run_options(bad)
+    with pytest.raises(UsageError, match="--nccl-tests and --sizes"):
+        run_options("-b 8", sizes="1K:2K")
+
+
+def test_one_untimed_check_after_the_timed_calls(fast_ctx, monkeypatch):
+    """nccl-tests checks once per size (-c 1), after the timed iterations; -c 0 prints N/A."""
+    from dataclasses import replace
+
+    from harness.runner import measure_case
+
+    calls = []
+    real = coll._count_wrong
+    monkeypatch.setattr(coll, "_count_wrong", lambda *a: calls.append(1) or real(*a))
+    case = next(c for c in coll.cases("quick", fast_ctx) if c.op == "all_reduce")
+    status, outcome, _ = measure_case(case, fast_ctx)
+    assert status == "ok" and len(calls) == 1 and outcome.extra["check_iters"] == 1
+    assert outcome.extra["warmup_iters"] == 1  # nccl-tests' -w default since v2.16.8
+    calls.clear()
+    ctx = replace(fast_ctx, options={"coll_check": 0, "coll_warmup": 3})
+    status, outcome, _ = measure_case(case, ctx)
+    assert status == "ok" and calls == [] and outcome.extra["wrong"] is None
+    assert outcome.check.ok and "not checked" in outcome.check.reference
+    assert outcome.extra["warmup_iters"] == 3
 
 
 @pytest.mark.parametrize("op,placement", coll.OPS)
@@ -117,7 +193,20 @@ def test_four_rank_gloo_run_and_report(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     _check_run(tmp_path, 4, 1)
     rep = gwbench("report", str(_run_dir(tmp_path)), "--format", "nccl-tests")
-    assert rep.returncode == 0 and "# Collective: alltoall  ranks: 4  type: float" in rep.stdout
+    assert rep.returncode == 0 and "# gwbench: ranks 4, type float, backend gloo" in rep.stdout
+    # Round trip: what the report prints imports as nccl-tests output, every collective, and
+    # gives back the rows' size, type, time, algbw, busbw and #wrong (to the printed digits).
+    measured = {(r["op"], r["params"]["placement"]): r for r in _rows(_run_dir(tmp_path))}
+    tables = nt.parse_tables(rep.stdout, where="report")
+    back = [r for t in tables for r in nt.rows_from_log(t, "rt", {"tool": "nccl-tests"})]
+    assert {(r["op"], r["params"]["placement"]) for r in back} == set(measured) == set(coll.OPS)
+    for r in back:
+        m = measured[(r["op"], r["params"]["placement"])]
+        assert (r["dtype"], r["world_size"]) == (m["dtype"], 4)
+        for key in ("size_bytes", "count", "wrong"):
+            assert r["extra"][key] == m["extra"][key], key
+        for key, width in (("time_us", 7), ("algbw_gbps", 6), ("busbw_gbps", 6)):
+            assert r["extra"][key] == float(float_str(m["extra"][key], width)), key
 
 
 def test_rank_that_never_joins_times_out(tmp_path):
@@ -147,8 +236,7 @@ def test_bad_argument_under_nproc_is_said_once(tmp_path):
     p = gwbench("run", "--only", "collectives", "--nproc", "2", "--device", "cpu",
                 "--sizes", "4K:1K", "--out", str(tmp_path), *FAST)
     assert p.returncode == 2
-    assert p.stderr.splitlines() == ["gwbench: error: --sizes '4K:1K': need MIN <= MAX and an "
-                                     "integer FACTOR >= 2"]
+    assert p.stderr.splitlines() == ["gwbench: error: --sizes '4K:1K': need MIN <= MAX"]
     assert not any(tmp_path.iterdir())
 
 
@@ -384,3 +472,21 @@ def test_an_oom_on_another_rank_is_a_skipped_row_here(fast_ctx, monkeypatch):
     status, outcome, error = measure_case(case, ctx)
     assert (status, outcome) == ("skipped", None)
     assert "rank 1 of 2 could not set up all_reduce: OutOfMemoryError: CUDA out of memory" in error
+
+
+@pytest.mark.gpu
+def test_one_rank_nccl(tmp_path):
+    """The NCCL path on one GPU, as nccl-tests runs with one: algbw measured, busbw 0 for
+    all_reduce; sendrecv to itself is a row either way, never a lost run."""
+    from harness.measure.context import Context
+    from harness.measure.device import resolve
+    from harness.measure.timing import Budget
+    from harness.runner import measure_case
+
+    ctx = Context(dev=resolve("cuda"), suite="quick", budget=Budget(warmup_s=0.01, rep_s=0.05))
+    cases = {(c.op, c.p["size_bytes"]): c for c in coll.cases("quick", ctx)}
+    status, outcome, error = measure_case(cases[("all_reduce", 4 << 20)], ctx)
+    assert status == "ok", error
+    assert outcome.extra["algbw_gbps"] > 0 and outcome.extra["busbw_gbps"] == 0 and outcome.extra["wrong"] == 0
+    status, _, error = measure_case(cases[("sendrecv", 4 << 20)], ctx)
+    assert status in ("ok", "failed"), error

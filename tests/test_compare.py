@@ -13,7 +13,7 @@ from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
 
-def row(cid, median, status="ok", flop=2e9, jitter=0.01, seed=0, dtype="bf16", power=None):
+def row(cid, median, status="ok", flop=2e9, jitter=0.01, seed=0, dtype="bf16", power=None, short=False):
     rng = random.Random(seed)
     samples = [median * (1 + rng.uniform(-jitter, jitter)) for _ in range(30)] if status == "ok" else None
     t = sorted(samples)[15] if samples else None
@@ -22,7 +22,8 @@ def row(cid, median, status="ok", flop=2e9, jitter=0.01, seed=0, dtype="bf16", p
             "dtype": dtype, "backend": "torch", "params": {"m": 1, "n": 1, "k": 1}, "status": status,
             "samples_s": samples, "time_s": t, "flop": flop, "bytes": 1e6, "tflops": tf,
             "power_w": power, "tflops_per_w": tf / power if tf and power else None,
-            "error": "boom" if status == "failed" else None}
+            "power_source": "nvml:energy_counter" if power else "unavailable: test",
+            "telemetry_short_window": short, "error": "boom" if status == "failed" else None}
 
 
 def meta(name="NVIDIA H100 80GB HBM3", rid="a"):
@@ -69,6 +70,27 @@ def test_different_hardware_shows_spec_ratio_and_per_watt():
     assert fam["vs_spec"]["bf16"]["measured"] == pytest.approx(2.0, rel=0.03)
     assert fam["perf_per_w_ratio"] == pytest.approx(2.0 * 700 / 1000, rel=0.03)
     assert "spec ratio" in render_md(res)
+
+
+def test_per_watt_ratio_never_from_a_short_window():
+    """A row written before issue 16 may hold tflops_per_w from a 0.1 s window (an H200 read
+    1371 W there against its 700 W cap): compare must not use it."""
+    a = [row("g", 1.0, seed=1, power=700, short=True)]
+    b = [row("g", 0.5, seed=2, power=1000)]
+    res = compare.compare_runs((meta(), a), (meta("NVIDIA B200", "b"), b))
+    assert a[0]["tflops_per_w"] and res["families"]["gemm"]["perf_per_w_ratio"] is None
+
+
+def test_unstable_run_gets_no_verdict():
+    a = [row("fast", 1.0, seed=1)]
+    b = [row("fast", 0.5, seed=2)]
+    shaky = meta(rid="b") | {"unstable": True, "stability": {"ratio": 170.0}}
+    res = compare.compare_runs((meta(), a), (shaky, b))
+    (case,) = res["cases"]
+    assert case["mark"] == "not comparable" and case["ratio"] == pytest.approx(2.0, rel=0.03)
+    assert "run B unstable (reference kernel 170x apart" in case["how"]
+    assert "UNSTABLE" in render_md(res)
+    assert marks(compare.compare_runs((meta(), a), (meta(rid="b"), b))) == {"fast": "better"}
 
 
 def test_errors(tmp_path):

@@ -81,7 +81,7 @@ def test_garbage_row_and_not_a_log():
     lines = _lines()
     cut = next(i for i, s in enumerate(lines) if s.strip().startswith("4096"))
     bad = lines[:cut] + ["        4096          1024     float     sum      -1    abc    0.17    0.30      0    23.52    0.17    0.30      0"] + lines[cut + 1:]
-    with pytest.raises(nt.LogError, match=rf"line {cut + 1}: expected time, algbw, busbw"):
+    with pytest.raises(nt.LogError, match=rf"line {cut + 1}: expected a number for time, got 'abc'"):
         nt.parse_log("\n".join(bad), "all_reduce")
     with pytest.raises(nt.LogError, match="no nccl-tests result rows"):
         nt.parse_log("hello\nworld\n", "all_reduce")
@@ -92,16 +92,21 @@ def test_ranks_from_factor_without_rank_lines():
     assert nt.parse_log(text, "all_reduce")["nranks"] == 8
 
 
+SOURCE = {"tool": "nccl-tests", "file": "sample.log", "sha256": "0" * 64}
+
+
 def test_rows_and_nccl_tests_format_roundtrip():
     parsed = nt.parse_log(SAMPLE.read_text(), "all_reduce")
-    rows = nt.rows_from_log(parsed, "r1", "sample.log")
+    rows = nt.rows_from_log(parsed, "r1", SOURCE)
     assert len(rows) == 22 and all(r["status"] == "ok" for r in rows)
     big = [r for r in rows if r["params"] == {"size_bytes": 1 << 30, "placement": "in_place"}][0]
     assert big["extra"]["busbw_gbps"] == 353.63 and big["gbps"] == 202.07
     assert big["world_size"] == 8 and big["backend"] == "nccl-tests" and big["dtype"] == "fp32"
+    assert big["source"]["line"] == 28 and big["source"]["version"].startswith("nccl-tests (version not printed")
     out = format_nccl_tests(rows)
     lines = out.splitlines()
-    assert lines[0].startswith("# Collective: all_reduce  ranks: 8  type: float")
+    assert lines[:2] == ["# Collective test starting: all_reduce_perf",
+                         "# gwbench: ranks 8, type float, backend nccl-tests"]
     assert any(s.split()[:2] == ["#", "size"] and s.split()[-1] == "#wrong" for s in lines)
     row = next(s for s in lines if s.strip().startswith("1073741824")).split()
     assert row == ["1073741824", "268435456", "float", "sum", "-1", "5261.76", "204.06", "357.11", "0",
@@ -116,13 +121,13 @@ def test_imported_rows_have_the_measured_rows_fields():
     from harness.core.result import Measurement, Outcome, check_within
     from harness.core.row import build_row, validate
 
-    imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", "x.log")[0]
+    imported = nt.rows_from_log(nt.parse_log(SAMPLE.read_text(), "all_reduce"), "r1", SOURCE)[0]
     case = Case.make("collectives", "all_reduce", "fp32", backend="gloo", world_size=2,
                      size_bytes=1024, placement="in_place")
     m = Measurement(samples_s=[1e-3, 2e-3, 3e-3], n_warmup=5, estimate_s=2e-3, window_s=0.1)
     outcome = Outcome(measurement=m, nbytes=1024, check=check_within(0.0, 0.0, "exact"))
     measured = build_row(case, "r1", "ok", outcome, error=None, started_at="2025-01-01T00:00:00Z", wall_s=1.0)
-    assert set(imported) == set(measured)
+    assert set(imported) - {"source"} == set(measured) and imported["source"]["tool"] == "nccl-tests"
     assert set(measured["check"]) == {"ok", "max_rel_err", "tol", "reference"} <= set(imported["check"])
     assert validate(imported, "imported") is imported
 
@@ -152,7 +157,7 @@ def test_import_command_and_report(tmp_path):
     assert len(meta["imported_from"]["sha256"]) == 64
     rep = gwbench("report", str(run_dir), "--format", "nccl-tests")
     assert rep.returncode == 0, rep.stderr
-    assert "  1073741824    268435456" in rep.stdout and "357.11" in rep.stdout
+    assert "  1073741824     268435456" in rep.stdout and "357.11" in rep.stdout
     md = gwbench("report", str(run_dir))
     assert md.returncode == 0 and "all_reduce" in md.stdout
 
@@ -171,11 +176,12 @@ def test_import_errors(tmp_path):
 
 
 def test_log_without_root_column_formats():
-    """all_gather-style rows have no root column (12 fields): the report must still print -1."""
+    """Rows without a root column (nccl-tests before 2022 printed none for all_reduce): the
+    report must still print -1."""
     text = SAMPLE.read_text()
-    lines = [" ".join(ln.split()[:4] + ln.split()[5:]) if ln.strip()[:1].isdigit() else ln
-             for ln in text.splitlines()]
+    lines = [" ".join(ln.split()[:4] + ln.split()[5:]) if ln.strip()[:1].isdigit() else
+             ln.replace("redop    root", "redop") for ln in text.splitlines()]
     parsed = nt.parse_log("\n".join(lines), "all_reduce")
-    out = format_nccl_tests(nt.rows_from_log(parsed, "r1", "x.log"))
+    out = format_nccl_tests(nt.rows_from_log(parsed, "r1", SOURCE))
     row = next(s for s in out.splitlines() if s.strip().startswith("1073741824")).split()
     assert row[4] == "-1" and row[-1] == "0"

@@ -118,9 +118,12 @@ def test_cli_formats_and_bad_format(tmp_path):
 def test_per_watt_only_from_windows_long_enough_to_trust():
     from harness.present.report import _cell
 
-    row = {"status": "ok", "tflops_per_w": 1.5, "noisy": False}
-    assert _cell(row, 700.0, 989.0).per_w == 1.5
+    row = {"status": "ok", "tflops": 700.0, "power_w": 500.0, "tflops_per_w": 1.4, "noisy": False,
+           "power_source": "nvml:energy_counter", "telemetry_short_window": False}
+    assert _cell(row, 700.0, 989.0).per_w == 1.4
     assert _cell(dict(row, telemetry_short_window=True), 700.0, 989.0).per_w is None
+    # A row without the flag (or its window) is judged from its window: none, so not trusted.
+    assert _cell({k: v for k, v in row.items() if k != "telemetry_short_window"}, 700.0, 989.0).per_w is None
 
 
 def _att_row(backend, tflops, seq=8192, heads=32, kv=32):
@@ -208,3 +211,25 @@ def test_python_api_loads_typed_frames(tmp_path):
     assert frame["p_m"].tolist() == [4096, 4096] and frame.attrs["run"]["run_id"] == "a"
     both = harness.load_runs(tmp_path)
     assert sorted(both["run_id"].unique()) == ["a", "b"] and len(both) == 3
+
+
+def test_csv_and_json_carry_the_short_window_flag_and_no_short_per_watt():
+    """A 0.1 s window's power (an H200 read 1371 W in one against its 700 W cap) is shown in
+    parentheses and never divided into a per-watt figure; CSV and JSON carry the flag."""
+    import csv
+    import io
+
+    from harness.present.report import render, render_csv
+
+    short = built_row("gemm", "matmul", "fp16", {"m": 8192, "n": 8192, "k": 8192}, flop=2 * 8192**3,
+                      time_s=1.65e-3, power_w=1371.0, window_s=0.1, samples=60)
+    long = built_row("gemm", "matmul", "bf16", {"m": 8192, "n": 8192, "k": 8192}, flop=2 * 8192**3,
+                     time_s=1.65e-3, power_w=699.0, window_s=5.0, samples=3000, sustained=True)
+    assert short["tflops_per_w"] is None and long["tflops_per_w"] == pytest.approx(long["tflops"] / 699.0)
+    old = dict(short, tflops_per_w=0.485)  # as a row written before issue 16 stored it
+    table = list(csv.DictReader(io.StringIO(render_csv({}, [old, long]))))
+    assert table[0]["short_window"] == "true" and table[0]["TFLOP_per_J"] == ""
+    assert float(table[1]["TFLOP_per_J"]) == pytest.approx(long["tflops"] / 699.0)
+    assert table[0]["TFLOP_per_s_mean"] and table[0]["time_mean_s"]
+    md = render({"device": {"name": "x"}}, [old, long], "md")
+    assert "| (1371) |" in md and "0.485" not in md

@@ -78,3 +78,38 @@ def test_unwritable_output(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UsageError, match="cannot write results"):
         RunStore.create(blocker, "run", {})
+
+
+def test_readme_figures_are_the_committed_rows(capsys):
+    """README's measured figures come from scripts/readme_figures.py over results/ (issue 16):
+    each of these is in both, so a README edit or a changed reader that moves one fails here."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("readme_figures", root / "scripts" / "readme_figures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main()
+    table = capsys.readouterr().out
+    readme = (root / "README.md").read_text()
+    for script_text, readme_text in (
+            ("790.2~ mean (median 834.5, IQR 17.6%)", "790.2~ TFLOP/s mean (median 834.5; IQR 17.6%"),
+            ("662.9 median, 663.7 mean", "662.9 TFLOP/s median (663.7 mean)"),
+            ("1438~ (h200-20261129-211537-gemm) / 1279 (h200-20261129-220559-standard)", "1438~ / 1279 TFLOP/s"),
+            ("2111 (4223) median", "2111 GB/s (4223) median"),
+            ("120–123 W; 0.01–0.14% apart", "120–123 W mean; 0.01–0.14% apart"),
+            ("5.9e27 / p50 5.83e27 (p5–p95 4.6e27–7.36e27)", "5.90e27 / 5.83e27 bf16 FLOP/year (p5–p95 4.60e27–7.36e27)"),
+            ("629,932 / p50 614,560 GPUs", "629,932 / 614,560 GPUs")):
+        assert script_text in table, script_text
+        assert readme_text in readme, readme_text
+
+
+def test_gpu_check_script_parses():
+    """scripts/gpu_check.sh runs on a lent GPU only; here at least it must parse (its CPU dry
+    run, GWBENCH_DEVICE=cpu SMALL=1, takes ~40 s and is not part of the suite)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0

@@ -9,7 +9,10 @@ compare: better / worse / same / newly failing / fixed / not comparable (skipped
 side, both failed, a changed definition: FLOP or bytes per call differ) / only in A / only in B.
 
 On different hardware the comparison also shows the measured ratio next to the datasheet
-ratio (dense peak of the dtype, HBM bandwidth, NVLink bandwidth) and perf per watt.
+ratio (dense peak of the dtype, HBM bandwidth, NVLink bandwidth) and perf per watt, the latter
+only from power windows of 1 s or more (core/row.per_watt). A run flagged `unstable` (its
+reference kernel timed differently at its start and end, measure/stability.py) gets no verdict:
+its cases are "not comparable", with the ratio shown and the reason in "judged by".
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from harness.core.errors import UsageError
 from harness.analysis.peaks import peak_for, spec_for
-from harness.core.row import busbw_gbps, number
+from harness.core.row import busbw_gbps, number, per_watt
 
 ALPHA = 0.01  # significance level of the U test
 MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
@@ -127,7 +130,7 @@ def _definition(row: Mapping) -> tuple:
     return (row.get("flop"), row.get("bytes"))
 
 
-def compare_case(a: Mapping | None, b: Mapping | None) -> CaseResult:
+def compare_case(a: Mapping | None, b: Mapping | None, unstable: str | None = None) -> CaseResult:
     r = a or b or {}
     res = CaseResult(str(r.get("case_id")), str(r.get("family")), str(r.get("dtype")), "same")
     if a is None:
@@ -159,11 +162,14 @@ def compare_case(a: Mapping | None, b: Mapping | None) -> CaseResult:
         res.ratio = ta / tb  # rates are per-call work / median time: same definition, so time ratio
     elif va and vb:
         res.ratio = vb / va
-    pa, pb = number(a.get("tflops_per_w")), number(b.get("tflops_per_w"))
+    pa, pb = per_watt(a), per_watt(b)
     if pa and pb:
         res.per_w_ratio = pb / pa
     if res.ratio is None:
         res.mark, res.how = "not comparable", "no figure on one side"
+        return res
+    if unstable:
+        res.mark, res.how = "not comparable", unstable
         return res
     differ, res.how = significant(_samples(a), _samples(b))
     if differ is None:  # no raw samples: the ratio alone, with the noise threshold
@@ -203,7 +209,8 @@ def compare_runs(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> dict
     if not common:
         raise UsageError(f"runs {meta_a.get('run_id')} and {meta_b.get('run_id')} have no case in common")
     ids = list(by_a) + [c for c in by_b if c not in by_a]
-    cases = [compare_case(by_a.get(c), by_b.get(c)) for c in ids]
+    unstable = _unstable(meta_a, "A") or _unstable(meta_b, "B")
+    cases = [compare_case(by_a.get(c), by_b.get(c), unstable) for c in ids]
     same_hw = _device_name(meta_a) == _device_name(meta_b)
     acc_a, acc_b = spec_for(meta_a), spec_for(meta_b)  # once: the table lookup is not free
     families: dict[str, dict[str, Any]] = {}
@@ -228,8 +235,19 @@ def compare_runs(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> dict
                         "perf_per_w_ratio": geomean(f["per_w"]), "marks": f["marks"], "vs_spec": spec}
     return {"kind": "gwbench.compare", "a": {"run_id": meta_a.get("run_id"), "device": _device_name(meta_a)},
             "b": {"run_id": meta_b.get("run_id"), "device": _device_name(meta_b)},
+            "unstable": unstable,
             "same_hardware": same_hw, "families": summary, "cases": [c.to_dict() for c in cases],
             "software": _software_diff(meta_a, meta_b)}
+
+
+def _unstable(meta: Mapping, side: str) -> str | None:
+    """Why run `side` gets no verdict (its run.json says `unstable`), else None."""
+    if not meta.get("unstable"):
+        return None
+    st = meta.get("stability") if isinstance(meta.get("stability"), Mapping) else {}
+    ratio = number(st.get("ratio"))
+    return (f"run {side} unstable (reference kernel {ratio:.3g}x apart at its start and end): no verdict"
+            if ratio else f"run {side} unstable: no verdict")
 
 
 def _software_diff(meta_a: Mapping, meta_b: Mapping) -> list[str]:

@@ -1,14 +1,21 @@
 """Collectives family: nccl-tests semantics through torch.distributed (NCCL on CUDA, gloo on CPU).
 
-Method (nccl-tests, docs/sources.md "Collectives"): every size is warmed up; each trial
-times `iters` back-to-back calls with the host clock and one sync; each rank's time is
-reduced across ranks (mean reported, max recorded) by an all_reduce; algbw = S/t and busbw
-with nccl-tests' factors (core/flops.py). Correctness is checked in separate,
-untimed calls on known rank-dependent inputs and counted as wrong elements. `run` is
-called on every rank in lockstep; the runner keeps rank 0's row. Before a case's first
-collective, and after each untimed result check, the ranks agree that each got through: one
-rank's failure (an OOM) fails the case on every rank instead of leaving the others waiting
-out --dist-timeout.
+Method (nccl-tests, docs/sources.md "Collectives"; its flags in brackets): the requested size
+becomes nccl-tests' counts (core/flops.nccl_counts: per-rank counts rounded down to 16 bytes
+for all_gather / reduce_scatter / alltoall only; the row keeps the size actually moved and the
+`count` column nccl-tests prints); after one untimed set-up call every size is warmed up
+(`warmup_iters`, -w, default 1 as nccl-tests since v2.16.8); each trial times `iters` (-n, 20)
+back-to-back calls with the host clock and one sync; each rank's time is reduced across ranks
+(mean reported, max recorded) by an all_reduce; algbw = S/t and busbw with nccl-tests' factors
+(core/flops.py). After the timed calls, correctness is checked in separate, untimed calls on
+known rank-dependent inputs (`check_iters`, -c, default 1; stopping at the first pass that
+finds errors; 0 = unchecked, #wrong N/A), counted as wrong elements summed over the ranks.
+A world of one rank runs too, on a one-rank process group, as nccl-tests does on one GPU:
+algbw is measured and busbw is algbw × 0 for all_reduce / all_gather / reduce_scatter /
+alltoall. `run` is called on every rank in lockstep; the runner keeps rank 0's row. Before a
+case's first collective, and after each untimed result check, the ranks agree that each got
+through: one rank's failure (an OOM) fails the case on every rank instead of leaving the others
+waiting out --dist-timeout.
 
 Why not measure/timing.measure(): a sample here is one trial's time averaged across ranks
 (nccl-tests reduces each rank's mean of `iters` back-to-back calls, and we keep the max as
@@ -19,6 +26,7 @@ window: power_case is False (rank 0's window would see one GPU of many).
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 
@@ -27,13 +35,13 @@ import torch
 from harness.benchmarks.base import Family
 from harness.core.cases import Case
 from harness.core.errors import SkipCase, UsageError, one_line
-from harness.core.flops import busbw_factor, busbw_gbps, gbps
-from harness.core.result import Measurement, Outcome, check_within
+from harness.core.flops import busbw_factor, busbw_gbps, gbps, nccl_counts
+from harness.core.sizes import GiB, KiB, MiB, parse_size as _parse_size
+from harness.core.result import Check, Measurement, Outcome, check_within
 from harness.measure.context import Context
 from harness.measure.dist import PeerLost
 
 NAME = "collectives"
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # (op, placement): torch has all_reduce, broadcast and reduce only in place (one tensor);
 # all_gather_into_tensor and reduce_scatter_tensor have both (in place = the shard is a view
@@ -51,7 +59,9 @@ SIZES = {
     ("cpu", "full"): (KiB, 16 * MiB, 2),
 }
 SUITE_DTYPES = {"quick": ("fp32",), "standard": ("fp32", "bf16"), "full": ("fp32", "bf16")}
-WARMUP_ITERS, ITERS = 5, 20  # nccl-tests' defaults (-w 5, -n 20)
+# nccl-tests' defaults: -w 1 (5 until v2.16.8, f2015cb, 2025-08-25), -n 20, -c 1.
+WARMUP_ITERS, ITERS, CHECK_ITERS = 1, 20, 1
+MAX_SIZES = 10_000  # a --sizes step form that would sweep more is refused
 TRIALS = {"quick": 3, "standard": 5, "full": 5}
 # Rank-dependent inputs are small integers, exact in fp32; bf16 sums may round.
 TOLERANCE = {"fp32": 0.0, "bf16": 1e-2}
@@ -62,42 +72,45 @@ FAIL_SETUP_ENV = "GWBENCH_TEST_FAIL_SETUP"
 
 
 def parse_size(text: str) -> int:
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    mult = {"K": KiB, "M": MiB, "G": GiB}.get(t[-1:], 1)
-    num = t[:-1] if t[-1:] in "KMG" else t
-    if not num.isdigit() or int(num) <= 0:
-        raise UsageError(f"bad size {text!r}: expected a positive integer with optional K, M or G")
-    return int(num) * mult
+    return _parse_size(text)
 
 
-def parse_sizes(text: str) -> tuple[int, int, int]:
-    """`MIN:MAX[:FACTOR]` like nccl-tests' -b MIN -e MAX -f FACTOR (factor 2 by default)."""
+def parse_sizes(text: str) -> tuple[int, int, int, int]:
+    """(MIN, MAX, FACTOR, STEP) of `MIN:MAX[:FACTOR]` (nccl-tests' -b MIN -e MAX -f FACTOR;
+    factor 2 by default) or `MIN:MAX:+STEP` (-b MIN -e MAX -i STEP: sizes MIN, MIN+STEP, ...).
+    Exactly one of FACTOR and STEP is nonzero."""
     parts = text.split(":")
     if len(parts) not in (2, 3):
-        raise UsageError(f"--sizes {text!r}: expected MIN:MAX[:FACTOR], e.g. 1K:1G:4")
+        raise UsageError(f"--sizes {text!r}: expected MIN:MAX[:FACTOR] or MIN:MAX:+STEP, e.g. 1K:1G:4")
     lo, hi = parse_size(parts[0]), parse_size(parts[1])
-    f = parts[2] if len(parts) == 3 else "2"
-    if not f.isdigit() or int(f) < 2 or hi < lo:
-        raise UsageError(f"--sizes {text!r}: need MIN <= MAX and an integer FACTOR >= 2")
+    last = parts[2] if len(parts) == 3 else "2"
+    if last.startswith("+"):
+        factor, step = 0, parse_size(last[1:])
+    elif last.isdigit() and int(last) >= 2:
+        factor, step = int(last), 0
+    else:
+        raise UsageError(f"--sizes {text!r}: FACTOR must be an integer >= 2 (or +STEP a size)")
+    if hi < lo:
+        raise UsageError(f"--sizes {text!r}: need MIN <= MAX")
     if hi > 64 * GiB:
         raise UsageError(f"--sizes {text!r}: MAX above 64G")
-    return lo, hi, int(f)
+    if step and (hi - lo) // step + 1 > MAX_SIZES:
+        raise UsageError(f"--sizes {text!r}: {(hi - lo) // step + 1} sizes; at most {MAX_SIZES}")
+    return lo, hi, factor, step
 
 
 def sizes(backend: str, suite: str, spec: str | None = None) -> list[int]:
-    lo, hi, f = parse_sizes(spec) if spec else SIZES[(backend, suite)]
+    lo, hi, f, step = parse_sizes(spec) if spec else (*SIZES[(backend, suite)], 0)
     out, s = [], lo
     while s <= hi:
         out.append(s)
-        s *= f
+        s = s * f if f else s + step
     return out
 
 
 def cases(suite: str, ctx: Context) -> list[Case]:
     backend = "nccl" if ctx.dev.is_cuda else "gloo"
     swept = sizes(ctx.dev.backend, suite, ctx.options.get("coll_sizes"))
-    if ctx.world_size < 2:
-        swept = swept[:1]  # every case is a skipped row anyway: one per collective says why
     dtypes = ctx.options.get("dtypes") or SUITE_DTYPES[suite]
     return [Case.make(NAME, op, dt, backend=backend, world_size=ctx.world_size,
                       size_bytes=s, placement=pl, label=f"{op} {pl.replace('_', '-')}")
@@ -310,19 +323,25 @@ def _unsupported(exc: Exception) -> bool:
 
 def run(case: Case, ctx: Context) -> Outcome:
     n = ctx.world_size
-    if n < 2:
-        raise SkipCase("world size 1: collectives need two or more ranks "
-                       "(gwbench run --nproc N, or launch under torchrun/srun)")
     if case.dtype not in TORCH_DTYPE:
         raise SkipCase(f"dtype {case.dtype}: collectives sweep {', '.join(TORCH_DTYPE)}")
     p = case.p
     dtype, device = TORCH_DTYPE[case.dtype], ctx.dev.torch_device
     esize = torch.empty(0, dtype=dtype).element_size()
-    count = (p["size_bytes"] // esize) // n * n  # nccl-tests rounds the count to a multiple of n
+    count_col, count, size = nccl_counts(case.op, p["size_bytes"], esize, n)
     if count == 0:
-        raise SkipCase(f"size {p['size_bytes']} B holds fewer than {n} elements")
-    size = count * esize
+        raise SkipCase(f"size {p['size_bytes']} B: nccl-tests' count is 0 for {case.op} on {n} "
+                       f"rank(s) (per-rank counts are rounded down to 16 bytes)")
+    if n == 1:
+        if case.op == "sendrecv" and not ctx.dev.is_cuda:
+            raise SkipCase("sendrecv on one rank sends to itself: NCCL can, gloo cannot "
+                           "(its pair to its own rank is never connected)")
+        _one_rank_group(ctx)
     iters = int(ctx.options.get("coll_iters") or ITERS)
+    warmup = ctx.options.get("coll_warmup")
+    warmup = WARMUP_ITERS if warmup is None else int(warmup)
+    checks = ctx.options.get("coll_check")
+    checks = CHECK_ITERS if checks is None else int(checks)
     trials = TRIALS.get(ctx.suite, 3)
 
     def setup() -> _Bufs:
@@ -342,9 +361,8 @@ def run(case: Case, ctx: Context) -> Outcome:
             raise SkipCase(f"{case.backend} in torch {torch.__version__}: {case.op} "
                            f"{case.dtype} not supported: {one_line(exc, 300)}") from None
         raise _lost(ctx, case, exc) from None
-    wrong, rel = _together(ctx, case, "check", check)
     try:
-        for _ in range(WARMUP_ITERS):
+        for _ in range(warmup):
             b.call()
         samples, maxes = [], []
         for _ in range(trials):
@@ -357,37 +375,84 @@ def run(case: Case, ctx: Context) -> Outcome:
             mean, mx = _reduce_time(ctx, (time.perf_counter() - t0) / iters, device)
             samples.append(mean)
             maxes.append(mx)
-        # Second untimed check after the timed calls: a corrupting transport shows here too.
-        _fill(b, count, dtype, device)
-        b.call()
     except Exception as exc:
         raise _lost(ctx, case, exc) from None
-    w2, rel2 = _together(ctx, case, "check", check)
-    try:
-        wrong = _sum_all(ctx, wrong + w2, device)
-    except Exception as exc:
-        raise _lost(ctx, case, exc) from None
+    # nccl-tests' check: after the timed calls, separate untimed passes (-c), each on fresh
+    # inputs, the wrong elements summed over the ranks; the first pass with errors ends it.
+    wrong, rel = None, 0.0
+    for _ in range(checks):
+        try:
+            _fill(b, count, dtype, device)
+            b.call()
+        except Exception as exc:
+            raise _lost(ctx, case, exc) from None
+        w, r = _together(ctx, case, "check", check)
+        try:
+            w = _sum_all(ctx, w, device)
+        except Exception as exc:
+            raise _lost(ctx, case, exc) from None
+        wrong, rel = (wrong or 0) + w, max(rel, r)
+        if w:
+            break
     t = sorted(samples)[len(samples) // 2]
     factor = busbw_factor(case.op, n)
     alg = gbps(size, t)  # algbw = S / t (nccl-tests)
-    extra = {"size_bytes": size, "count": count, "iters": iters, "warmup_iters": WARMUP_ITERS,
-             "time_us": t * 1e6, "time_max_s": sorted(maxes)[len(maxes) // 2],
+    extra = {"size_bytes": size, "requested_bytes": p["size_bytes"], "count": count_col,
+             "count_meaning": COUNT_MEANING[case.op], "iters": iters, "warmup_iters": warmup,
+             "check_iters": checks, "time_us": t * 1e6, "time_max_s": sorted(maxes)[len(maxes) // 2],
              "time_max_samples_s": maxes, "time_reduce": "mean over ranks (max recorded)",
              "algbw_gbps": alg, "busbw_gbps": alg * factor, "busbw_factor": factor,
              "wrong": wrong, "nranks": n, "placement": p["placement"],
              "redop": "sum" if case.op in ("all_reduce", "reduce", "reduce_scatter") else "none",
              "root": 0 if case.op in ("broadcast", "reduce") else -1,
              "busbw_max_gbps": busbw_gbps(case.op, n, size, sorted(maxes)[len(maxes) // 2])}
-    check = check_within(max(rel, rel2), TOLERANCE[case.dtype],
-                         "rank-dependent integer pattern, 2 untimed calls", ok=wrong == 0, wrong=wrong)
-    m = Measurement(samples_s=samples, n_warmup=WARMUP_ITERS, estimate_s=t, window_s=sum(samples) * iters)
+    if wrong is None:
+        check = Check(True, None, None, "not checked (check_iters 0, nccl-tests -c 0)", {"wrong": None})
+    else:
+        check = check_within(rel, TOLERANCE[case.dtype],
+                             f"rank-dependent integer pattern, {checks} untimed call(s) after the timed ones",
+                             ok=wrong == 0, wrong=wrong)
+    m = Measurement(samples_s=samples, n_warmup=warmup, estimate_s=t, window_s=sum(samples) * iters)
     return Outcome(measurement=m, nbytes=size, check=check, extra=extra)
 
 
-def _lost(ctx: Context, case: Case, exc: Exception) -> PeerLost:
+# What the `count` column holds for each collective (nccl-tests' meaning, core/flops.nccl_counts).
+COUNT_MEANING = {"all_gather": "elements per rank (sent by each)",
+                 "reduce_scatter": "elements per rank (received by each)",
+                 "alltoall": "elements per peer", "all_reduce": "elements in the buffer",
+                 "broadcast": "elements in the buffer", "reduce": "elements in the buffer",
+                 "sendrecv": "elements in the buffer"}
+
+
+def _one_rank_group(ctx: Context) -> None:
+    """A world of one measures on a one-rank process group (NCCL on a GPU, gloo on the CPU),
+    as nccl-tests runs on one GPU; made once per process and kept (it holds no peer)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    backend = "nccl" if ctx.dev.is_cuda else "gloo"
+    if ctx.dev.is_cuda:
+        torch.cuda.set_device(ctx.dev.index)
+    dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    atexit.register(_destroy_one_rank_group)
+
+
+def _destroy_one_rank_group() -> None:
+    """At exit, as torch asks of every process group (NCCL warns otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_world_size() == 1:
+        dist.destroy_process_group()
+
+
+def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:
     """A failure between a case's agreed steps stops the run, not just the case: a peer is
     gone, or this rank left a sequence of collectives the others are still in, and going on
-    to the next case would pair different collectives across ranks."""
+    to the next case would pair different collectives across ranks. A world of one has no
+    peer to fall out of step with: there it fails the case only."""
+    if ctx.world_size == 1:
+        return RuntimeError(f"{case.op} on one rank: {type(exc).__name__}: {one_line(exc, 300)}")
     text = str(exc).lower()
     if any(k in text for k in ("timed out", "timeout", "connection", "peer", "closed", "broken pipe",
                                "nccl error", "socket")):

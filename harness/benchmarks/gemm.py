@@ -1,9 +1,20 @@
 """GEMM family: square sweeps, LLM-shaped GEMMs and a maximum-achievable search.
 
-Method (mamf-finder, stas00/ml-engineering; docs/sources.md "GEMM"): random normal inputs
-(zeros run faster and draw less power), the cache flushed and the output rewritten before
-every timed call, FLOP = 2·m·n·k, and every result checked against a higher-precision
-reference on a slice, so a fast wrong kernel is a failed row.
+Method (mamf-finder, stas00/ml-engineering compute/accelerator/benchmarks/mamf-finder.py;
+docs/sources.md "GEMM"): random normal inputs (zeros run faster and draw less power), the
+cache flushed and the output C rewritten with random values before every timed call, outside
+the timed region (mamf-finder's `C.copy_(C_rand)`), FLOP = 2·m·n·k, and every result checked
+against a higher-precision reference on a slice, so a fast wrong kernel is a failed row.
+
+Where gwbench and mamf-finder could differ, the choice is an option whose default is
+mamf-finder's, and it is part of the case identity (params), so runs made with different
+choices never compare as the same case:
+  b_layout     nk: B built (n, k) contiguous and used as its transpose, a column-major k×n
+               operand (mamf-finder, every dtype); kn: B built (k, n) row-major. fp8 is
+               always nk (torch._scaled_mm requires a column-major B).
+  out_rewrite  True: C rewritten before each timed call (mamf-finder); False: not.
+  out          fp8 only: the output dtype; fp8 (e4m3, mamf-finder) or bf16.
+The search's ranking statistic (mean by default, as mamf-finder's table) is analysis/gemm_search.py's.
 """
 
 from __future__ import annotations
@@ -31,6 +42,17 @@ TORCH_DTYPE = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloa
 # and output rounding: bf16 keeps 8 mantissa bits (2^-8 ≈ 0.004), fp16 11, tf32 rounds
 # inputs to 10 bits inside the kernel (≈ 5e-4 relative over a long dot product).
 TOLERANCE = {"fp64": 1e-10, "fp32": 1e-4, "tf32": 1e-2, "bf16": 2e-2, "fp16": 5e-3, "fp8": 2e-2}
+# An fp8 (e4m3) output keeps 3 mantissa bits: rounding alone is up to 2^-4 = 6.25% of a value,
+# so of the largest one too. e4m3fn's largest finite value is 448, and CUDA's conversions to it
+# saturate there (__NV_SATFINITE, CUDA Math API "FP8 Conversion"), so the reference is clamped to
+# ±448 likewise. Were cuBLASLt's fp8 epilogue to write NaN on overflow instead, the NaN fails the
+# check: a GPU run shows which (randn products over k = 16384 reach past 448: σ = 128).
+FP8_OUT_TOLERANCE = 7e-2
+FP8_MAX = 448.0
+B_LAYOUTS = ("nk", "kn")
+FP8_OUTS = ("fp8", "bf16")
+# mamf-finder's choices (see the module docstring): the defaults of --b-layout, --out-rewrite, --fp8-out.
+DEFAULT_B_LAYOUT, DEFAULT_OUT_REWRITE, DEFAULT_FP8_OUT = "nk", True, "fp8"
 CHECK_ROWS, CHECK_COLS = 64, 256
 
 SQUARES = {
@@ -90,8 +112,23 @@ def search_cases(backend: str, options: dict) -> list[Case]:
         raise UsageError(f"--search over {count} shapes: narrow the ranges (at most 20000)")
     dtypes = options.get("dtypes") or ("bf16",)
     data = options.get("data", "randn")
-    return [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data, label="search")
-            for dt in dtypes for m in ranges[0] for n in ranges[1] for k in ranges[2]]
+    return [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data, label="search", **method)
+            for dt in dtypes for method in methods(dt, options)
+            for m in ranges[0] for n in ranges[1] for k in ranges[2]]
+
+
+def methods(dtype: str, options: dict) -> list[dict]:
+    """The method params of a `dtype` case, one dict per chosen combination (the options take
+    comma lists, so one run can hold both B layouts or output rewrite on and off)."""
+    layouts = ("nk",) if dtype == "fp8" else tuple(options.get("b_layout") or (DEFAULT_B_LAYOUT,))
+    rewrites = tuple(options.get("out_rewrite") or (DEFAULT_OUT_REWRITE,))
+    outs = tuple(options.get("fp8_out") or (DEFAULT_FP8_OUT,)) if dtype == "fp8" else (None,)
+    out = []
+    for b in dict.fromkeys(layouts):
+        for rw in dict.fromkeys(rewrites):
+            for o in dict.fromkeys(outs):
+                out.append({"b_layout": b, "out_rewrite": bool(rw)} | ({"out": o} if o else {}))
+    return out
 
 
 def cases(suite: str, ctx: Context) -> list[Case]:
@@ -106,15 +143,17 @@ def cases(suite: str, ctx: Context) -> list[Case]:
         for s in SQUARES[(backend, suite)]:
             if backend == "cpu" and suite != "full" and dt in ("bf16", "fp16") and s > CPU_HALF_MAX:
                 continue
-            out.append(Case.make(NAME, "matmul", dt, m=s, n=s, k=s, data=data, label="square"))
+            out += [Case.make(NAME, "matmul", dt, m=s, n=s, k=s, data=data, label="square", **meth)
+                    for meth in methods(dt, ctx.options)]
     models, tokens, llm_dtypes = LLM[(backend, suite)]
     for name in models:
         for gemm_name, m, n, k in MODELS[name].gemms(tokens):
             if (backend, suite) == ("cpu", "quick") and gemm_name == "logits":
                 continue  # a 128256 x 4096 fp32 weight is 2.1 GB: randn alone took 13.6 s here
             for dt in llm_dtypes:
-                out.append(Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data,
-                                     label=f"{name} {gemm_name}"))
+                out += [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data,
+                                  label=f"{name} {gemm_name}", **meth)
+                        for meth in methods(dt, ctx.options)]
     return out
 
 
@@ -150,6 +189,23 @@ def _support(case: Case, ctx: Context) -> None:
             raise SkipCase("torch._scaled_mm needs m, n, k divisible by 16")
     if p.get("data", "randn") not in ("randn", "zeros"):
         raise SkipCase(f"unknown input distribution {p.get('data')!r}")
+    if _layout(case) not in B_LAYOUTS or (dt == "fp8" and _layout(case) != "nk"):
+        raise SkipCase(f"b_layout {_layout(case)!r}: {'fp8 takes nk only' if dt == 'fp8' else 'nk or kn'}")
+    if dt == "fp8" and _out(case) not in FP8_OUTS:
+        raise SkipCase(f"fp8 output {_out(case)!r}: fp8 or bf16")
+
+
+def _layout(case: Case) -> str:
+    return case.p.get("b_layout", DEFAULT_B_LAYOUT)
+
+
+def _rewrite(case: Case) -> bool:
+    return bool(case.p.get("out_rewrite", DEFAULT_OUT_REWRITE))
+
+
+def _out(case: Case) -> str:
+    """The output dtype name: an fp8 case's `out` param, else the input dtype."""
+    return case.p.get("out", DEFAULT_FP8_OUT) if case.dtype == "fp8" else case.dtype
 
 
 def _fill(shape, dtype, data, gen, device) -> torch.Tensor:
@@ -162,16 +218,34 @@ def _matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor
     return torch.matmul(a, b, out=out)
 
 
-def _scaled_mm(a, b, scale_a, scale_b, out_dtype):
-    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out_dtype)
+def _scaled_mm(a, b, scale_a, scale_b, out):
+    # Into a preallocated C, as mamf-finder does (`torch._scaled_mm(A, B, s, s, out=C)`).
+    return torch._scaled_mm(a, b, scale_a=scale_a, scale_b=scale_b, out_dtype=out.dtype, out=out)
+
+
+OUT_TORCH = {"fp8": "float8_e4m3fn", "bf16": "bfloat16", "fp16": "float16", "fp32": "float32",
+             "tf32": "float32"}
+
+
+def _out_bytes(case: Case) -> int:
+    return DTYPE_BYTES[_out(case)]
 
 
 def _needed_bytes(case: Case) -> int:
     p = case.p
-    ib = DTYPE_BYTES[case.dtype]
-    ob = 2 if case.dtype == "fp8" else ib  # fp8 writes bf16
+    ib, ob = DTYPE_BYTES[case.dtype], _out_bytes(case)
+    rewrite = ob * p["m"] * p["n"] if _rewrite(case) else 0  # the random C copied in each call
     # inputs, output, plus fp32 staging of the inputs while they are generated
-    return int(gemm_bytes(p["m"], p["n"], p["k"], ib, ob) + 4 * max(p["m"] * p["k"], p["k"] * p["n"]))
+    return int(gemm_bytes(p["m"], p["n"], p["k"], ib, ob) + rewrite
+               + 4 * max(p["m"] * p["k"], p["k"] * p["n"]))
+
+
+def _operand_b(n: int, k: int, dtype, layout: str, data: str, gen, device) -> torch.Tensor:
+    """B as a k×n operand: `nk` builds (n, k) contiguous and transposes it (column-major, as
+    mamf-finder for every dtype and _scaled_mm always), `kn` builds (k, n) row-major."""
+    if layout == "nk":
+        return _fill((n, k), dtype, data, gen, device).t()
+    return _fill((k, n), dtype, data, gen, device)
 
 
 def run(case: Case, ctx: Context) -> Outcome:
@@ -183,45 +257,57 @@ def run(case: Case, ctx: Context) -> Outcome:
 
     device = dev.torch_device
     gen = torch.Generator(device=device).manual_seed(1234)
+    layout, rewrite = _layout(case), _rewrite(case)
+    out_dtype = getattr(torch, OUT_TORCH[_out(case)])
     with precision(case.dtype):
         if case.dtype == "fp8":
+            # As mamf-finder: generated in fp32, then converted; unit fp32 scales.
             a = _fill((m, k), torch.float32, data, gen, device).to(torch.float8_e4m3fn)
-            # _scaled_mm wants B column-major: build (n, k) row-major and transpose.
-            b = _fill((n, k), torch.float32, data, gen, device).to(torch.float8_e4m3fn).t()
+            b = _fill((n, k), torch.float32, data, gen, device).to(torch.float8_e4m3fn).t()  # nk
             one = torch.ones((), dtype=torch.float32, device=device)
-            result: dict = {}
 
             def fn():
-                result["c"] = _scaled_mm(a, b, one, one, torch.bfloat16)
+                _scaled_mm(a, b, one, one, c)
         else:
             tdt = TORCH_DTYPE[case.dtype]
             a = _fill((m, k), tdt, data, gen, device)
-            b = _fill((k, n), tdt, data, gen, device)
-            c = torch.empty((m, n), dtype=tdt, device=device)
-            result = {"c": c}
+            b = _operand_b(n, k, tdt, layout, data, gen, device)
 
             def fn():
                 _matmul(a, b, c)
 
-        meas = measure(fn, dev, ctx.budget, flush=True, clock=ctx.clock, window=ctx.window)
-        check = verify(a, b, result["c"], case.dtype, dev.is_cuda)
+        c = torch.empty((m, n), dtype=out_dtype, device=device)
+        setup = None
+        if rewrite:  # mamf-finder's C.copy_(C_rand): C is written by the copy before each call
+            c_rand = _fill((m, n), torch.float32, data, gen, device).to(out_dtype)
 
-    ib = DTYPE_BYTES[case.dtype]
-    ob = 2 if case.dtype == "fp8" else ib
+            def setup():
+                c.copy_(c_rand)
+
+        meas = measure(fn, dev, ctx.budget, flush=True, setup=setup, clock=ctx.clock, window=ctx.window)
+        check = verify(a, b, c, case.dtype, dev.is_cuda, out=_out(case))
+
+    ib, ob = DTYPE_BYTES[case.dtype], _out_bytes(case)
     return Outcome(
         measurement=meas,
         flop=gemm_flop(m, n, k),
         nbytes=gemm_bytes(m, n, k, ib, ob),
         check=check,
         extra={"matmul_flags_in_case": {"allow_tf32": case.dtype == "tf32"},
-               "out_dtype": "bf16" if case.dtype == "fp8" else case.dtype},
+               "out_dtype": _out(case),
+               "b_layout": ("(n, k) contiguous, used transposed: column-major k×n (mamf-finder)"
+                            if layout == "nk" else "(k, n) row-major"),
+               "out_rewrite": ("C copied from a random C before each timed call, untimed (mamf-finder)"
+                               if rewrite else "C not rewritten between calls")},
     )
 
 
-def verify(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, on_cuda: bool) -> Check:
+def verify(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, on_cuda: bool,
+           out: str | None = None) -> Check:
     """Compare a CHECK_ROWS × CHECK_COLS slice of C with a reference on the same inputs.
 
-    float64 on the CPU; float32 with TF32 off on the GPU (float64 GEMMs are slow there).
+    float64 on the CPU; float32 with TF32 off on the GPU (float64 GEMMs are slow there). An fp8
+    output is compared with the reference saturated to fp8's range, at fp8's rounding.
     """
     r = min(a.shape[0], CHECK_ROWS)
     cols = min(b.shape[1], CHECK_COLS)
@@ -233,9 +319,13 @@ def verify(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, on_cud
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     got = c[:r, :cols].to(ref_dtype)
+    tol = TOLERANCE[dtype]
+    what = f"{str(ref_dtype).removeprefix('torch.')} on a {r}x{cols} slice"
+    if out == "fp8":
+        ref, tol = ref.clamp(-FP8_MAX, FP8_MAX), FP8_OUT_TOLERANCE
+        what += ", saturated to fp8 e4m3's ±448"
     rel = relative_error((got - ref).abs().max().item(), ref.abs().max().item())
-    return check_within(rel, TOLERANCE[dtype],
-                        f"{str(ref_dtype).removeprefix('torch.')} on a {r}x{cols} slice")
+    return check_within(rel, tol, what)
 
 
 # Shapes given a sustained, power-measured window (--sustain): the bf16 square GEMM the
@@ -249,10 +339,15 @@ def power_case(case: Case, backend: str) -> bool:
 
 
 def check_options(options) -> None:
-    """--m/n/k-range and --model's layout are checked up front, whichever families run."""
+    """--m/n/k-range, --b-layout, --out-rewrite, --fp8-out and --model's layout are checked up
+    front, whichever families run."""
     for dim in ("m", "n", "k"):
         if options.get(f"{dim}_range"):
             parse_range(options[f"{dim}_range"], dim)
+    for key, flag, allowed in (("b_layout", "--b-layout", B_LAYOUTS), ("fp8_out", "--fp8-out", FP8_OUTS)):
+        bad = [v for v in options.get(key) or () if v not in allowed]
+        if bad:
+            raise UsageError(f"{flag} {bad[0]!r}: choose from {', '.join(allowed)}")
     if options.get("model"):
         layer_shapes(options)
 
@@ -300,8 +395,8 @@ def layer_shapes(options) -> list[tuple[str, int, int, int]]:
 def layer_cases(options) -> list[Case]:
     dtypes = options.get("dtypes") or ("bf16",)
     data = options.get("data", "randn")
-    return [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data, label=label)
-            for dt in dtypes for label, m, n, k in layer_shapes(options)]
+    return [Case.make(NAME, "matmul", dt, m=m, n=n, k=k, data=data, label=label, **meth)
+            for dt in dtypes for meth in methods(dt, options) for label, m, n, k in layer_shapes(options)]
 
 
 FAMILY = Family(NAME, cases, run, power_case, check_options)

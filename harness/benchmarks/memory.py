@@ -28,6 +28,7 @@ from harness.core.result import Check, Outcome, check_within, relative_error
 from harness.measure.context import Context
 from harness.core.errors import SkipCase
 from harness.core.flops import STREAM_WORDS, fma_flop, stream_bytes
+from harness.core.sizes import parse_size_list
 from harness.measure.timing import measure
 
 NAME = "memory"
@@ -101,7 +102,7 @@ def cases(suite: str, ctx: Context) -> list[Case]:
                         for op in STREAM_OPS]
         out += [Case.make(NAME, "peak_fma", dt, backend="cupy-kernel", iters=PEAK_ITERS,
                           label="peak arithmetic") for dt in ("fp32", "fp16")]
-        out += _transfer_cases(suite)
+        out += _transfer_cases(suite, ctx.options.get("transfer_sizes"))
         if suite != "quick" and torch.cuda.device_count() > 1:
             out += _p2p_cases(torch.cuda.device_count())
         return out
@@ -119,8 +120,9 @@ def cases(suite: str, ctx: Context) -> list[Case]:
     return out
 
 
-def _transfer_cases(suite: str) -> list[Case]:
-    sizes = TRANSFER_SIZES[suite]
+def _transfer_cases(suite: str, sizes_text: str | None = None) -> list[Case]:
+    """Host/device and device-local copies at the suite's sizes, or at --transfer-sizes."""
+    sizes = parse_size_list(sizes_text, "--transfer-sizes") if sizes_text else TRANSFER_SIZES[suite]
     out = []
     if suite == "quick":
         combos = [("h2d", "pinned"), ("d2h", "pinned")]
@@ -560,4 +562,10 @@ def _p2p(case: Case, ctx: Context) -> Outcome:
                           else "torch copy_ on the writer's stream"})
 
 
-FAMILY = Family(NAME, cases, run, power_case)
+def check_options(options) -> None:
+    """--transfer-sizes is parsed up front, whichever families run."""
+    if options.get("transfer_sizes"):
+        parse_size_list(options["transfer_sizes"], "--transfer-sizes")
+
+
+FAMILY = Family(NAME, cases, run, power_case, check_options)

@@ -16,6 +16,16 @@ def csv_list(text: str) -> list[str]:
     return names
 
 
+def on_off_list(text: str) -> list[bool]:
+    """on[,off] as booleans (--out-rewrite)."""
+    out = []
+    for name in csv_list(text):
+        if name.lower() not in ("on", "off"):
+            raise argparse.ArgumentTypeError(f"expected on, off or on,off, got {text!r}")
+        out.append(name.lower() == "on")
+    return out
+
+
 def add_case_selection(p: argparse.ArgumentParser) -> None:
     """Which cases a suite holds on a device: the flags `gwbench run` and `gwbench list` share."""
     p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)} (default quick)")
@@ -29,6 +39,18 @@ def add_case_selection(p: argparse.ArgumentParser) -> None:
     for dim in ("m", "n", "k"):
         p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
                        help=f"search range of {dim} (STOP inclusive; default: the device's range)")
+    # The GEMM method (issue 16): each default is mamf-finder's; a comma list runs each choice.
+    p.add_argument("--b-layout", type=csv_list, default=None, metavar="nk|kn[,..]",
+                   help="GEMM B operand: nk = (n, k) contiguous used transposed (default, as "
+                        "mamf-finder), kn = (k, n) row-major; fp8 is always nk")
+    p.add_argument("--out-rewrite", type=on_off_list, default=None, metavar="on|off[,..]",
+                   help="GEMM: rewrite C from a random copy before each timed call, untimed "
+                        "(default on, as mamf-finder)")
+    p.add_argument("--fp8-out", type=csv_list, default=None, metavar="fp8|bf16[,..]",
+                   help="GEMM fp8 output dtype (default fp8, as mamf-finder)")
+    p.add_argument("--transfer-sizes", metavar="SIZE[,SIZE]",
+                   help="memory: sizes of the host/device and device-local copies, e.g. 1G,4G,16G "
+                        "(default: the suite's)")
 
 
 def add_layer_shapes(p: argparse.ArgumentParser) -> None:

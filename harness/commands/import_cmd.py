@@ -1,4 +1,10 @@
-"""`gwbench import nccl-tests LOGFILE`: an nccl-tests log becomes a gwbench run folder."""
+"""`gwbench import TOOL FILE`: another tool's output becomes a gwbench run folder of rows.
+
+nccl-tests (its text log or `-J` JSON), mamf-finder (its log file), BabelStream (its `--csv`
+output or text table) and nvbandwidth (its `-j` JSON). Each row records `source` = the tool, its
+version, the file's sha256 and the line, so a run measured by someone else, on hardware we never
+had, can be reported, compared and published beside ours. The parsers are analysis/<tool>.py.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,22 @@ import sys
 from pathlib import Path
 
 NAME = "import"
-HELP = "turn an nccl-tests (all_reduce_perf, ...) log into a run folder of rows"
+HELP = "turn nccl-tests, mamf-finder, BabelStream or nvbandwidth output into a run folder of rows"
+TOOLS = ("nccl-tests", "mamf-finder", "babelstream", "nvbandwidth")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=("nccl-tests",), help="the log's tool (nccl-tests)")
-    p.add_argument("logfile", type=Path, metavar="LOGFILE")
+    p.add_argument("kind", choices=TOOLS, help="the tool that wrote the file")
+    p.add_argument("logfile", type=Path, metavar="FILE",
+                   help="nccl-tests log or -J JSON; mamf-finder log; BabelStream --csv output or "
+                        "table; nvbandwidth -j JSON")
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
-    p.add_argument("--collective", help="all_reduce, all_gather, reduce_scatter, alltoall, broadcast, "
-                   "reduce or sendrecv (default: from the file name, e.g. all_reduce_perf.log)")
-    p.add_argument("--nranks", type=int, help="number of ranks, when the log has no `# Rank` lines")
+    p.add_argument("--collective", help="nccl-tests: all_reduce, all_gather, reduce_scatter, alltoall, "
+                   "broadcast, reduce or sendrecv (default: from the log, else the file name)")
+    p.add_argument("--nranks", type=int, help="nccl-tests: number of ranks, when the log has no `# Rank` lines")
 
 
 def main(args: argparse.Namespace) -> int:
-    from harness.analysis import nccl_tests
-    from harness.core.flops import BUSBW_FACTORS
     from harness.core.errors import UsageError
     from harness.core.store import RunStore, git_info, make_run_id, now_iso
 
@@ -31,31 +38,92 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.logfile}: {exc.strerror or exc}") from None
     text = data.decode("utf-8", errors="replace")
-    coll = args.collective or nccl_tests.collective_from_name(str(args.logfile))
-    if coll is None:
-        raise UsageError(f"{args.logfile}: cannot tell the collective from the file name; "
-                         f"pass --collective ({', '.join(BUSBW_FACTORS)})")
-    parsed = nccl_tests.parse_log(text, coll, where=str(args.logfile))
-    if args.nranks is not None:
-        if args.nranks < 1:
-            raise UsageError(f"--nranks {args.nranks}: must be >= 1")
-        parsed["nranks"] = args.nranks
-    if not parsed["nranks"]:
-        raise UsageError(f"{args.logfile}: the log names no ranks (`# Rank` lines); pass --nranks")
-    host = parsed["hosts"][0] if parsed["hosts"] else "unknown"
-    meta = {"argv": sys.argv[1:], "imported_from": {"tool": "nccl-tests", "file": str(args.logfile),
-                                                   "sha256": hashlib.sha256(data).hexdigest(),
-                                                   "header": parsed["header"]},
+    source = {"tool": args.kind, "file": str(args.logfile), "sha256": hashlib.sha256(data).hexdigest()}
+    if args.kind != "nccl-tests" and (args.collective or args.nranks is not None):
+        raise UsageError("--collective and --nranks are nccl-tests' options")
+    imported = _IMPORTERS[args.kind](text, args)
+    meta = {"argv": sys.argv[1:],
+            "imported_from": {**source, "version": imported["version"], "header": imported["header"]},
             "git": git_info(), "started_at": now_iso(), "finished_at": now_iso(),
-            "device": {"backend": "nccl-tests", "host": host, "name": None, "count": parsed["nranks"]},
-            "distributed": {"world_size": parsed["nranks"], "nodes": len(parsed["hosts"]) or None,
-                            "hosts": parsed["hosts"]},
-            "n_cases": 2 * len(parsed["results"])}
-    store = RunStore.create(args.out, make_run_id(host, "nccltests"), meta)
-    rows = nccl_tests.rows_from_log(parsed, store.meta["run_id"], str(args.logfile))
+            "device": {"backend": args.kind, "host": imported["host"] or "not recorded in the file",
+                       "name": imported["device"],
+                       "count": imported["count"]}}
+    if imported.get("distributed"):
+        meta["distributed"] = imported["distributed"]
+    store = RunStore.create(args.out, make_run_id(imported["host"] or "unknown", args.kind.replace("-", "")), meta)
+    rows = imported["rows"](store.meta["run_id"], source)
     for row in rows:
         store.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
-    store.write_meta(status="complete", counts=counts)
-    print(f"imported {len(rows)} rows ({coll}, {parsed['nranks']} ranks) into {store.dir}")
+    store.write_meta(status="complete", counts=counts, n_cases=len(rows))
+    print(f"imported {len(rows)} rows ({imported['what']}) into {store.dir}")
     return 1 if counts["failed"] else 0
+
+
+def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
+    from harness.analysis import nccl_tests
+    from harness.core.errors import UsageError
+    from harness.core.flops import BUSBW_FACTORS
+
+    where = str(args.logfile)
+    if args.nranks is not None and args.nranks < 1:
+        raise UsageError(f"--nranks {args.nranks}: must be >= 1")
+    tables = nccl_tests.parse_tables(text, args.collective, where=where)
+    by_name = nccl_tests.collective_from_name(where)
+    for t in tables:
+        t["collective"] = t["collective"] or by_name
+        if t["collective"] is None:
+            raise UsageError(f"{where}: cannot tell the collective from the log or the file name; "
+                             f"pass --collective ({', '.join(BUSBW_FACTORS)})")
+        if args.nranks is not None:
+            t["nranks"] = args.nranks
+        if not t["nranks"]:
+            raise UsageError(f"{where}: the log names no ranks (`# Rank` lines); pass --nranks")
+    hosts = sorted({h for t in tables for h in t["hosts"]})
+    nranks = max(t["nranks"] for t in tables)
+
+    def rows(run_id: str, source: dict) -> list[dict]:
+        return [r for t in tables for r in nccl_tests.rows_from_log(t, run_id, source)]
+
+    colls = ", ".join(dict.fromkeys(t["collective"] for t in tables))
+    return {"version": nccl_tests.version_text(tables[0]), "header": [h for t in tables for h in t["header"]],
+            "host": hosts[0] if hosts else None, "device": None, "count": nranks, "rows": rows,
+            "distributed": {"world_size": nranks, "nodes": len(hosts) or None, "hosts": hosts},
+            "what": f"{colls}, {nranks} ranks"}
+
+
+def _mamf_finder(text: str, args: argparse.Namespace) -> dict:
+    from harness.analysis import mamf_finder
+
+    parsed = mamf_finder.parse(text, str(args.logfile))
+    return {"version": parsed["version"], "header": [parsed.get("command") or "", f"torch {parsed.get('torch')}"],
+            "host": None, "device": parsed["device"], "count": 1,
+            "rows": lambda run_id, source: mamf_finder.rows(parsed, run_id, source),
+            "what": f"{len(parsed['shapes'])} {parsed['dtype']} shapes"}
+
+
+def _babelstream(text: str, args: argparse.Namespace) -> dict:
+    from harness.analysis import babelstream
+
+    parsed = babelstream.parse(text, str(args.logfile))
+    return {"version": parsed["version"], "header": [f"implementation {parsed.get('implementation')}",
+                                                    f"format {parsed.get('format')}"],
+            "host": None, "device": parsed["device"], "count": 1,
+            "rows": lambda run_id, source: babelstream.rows(parsed, run_id, source, text),
+            "what": f"{len(parsed['kernels'])} kernels"}
+
+
+def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
+    from harness.analysis import nvbandwidth
+
+    parsed = nvbandwidth.parse(text, str(args.logfile))
+    devs = parsed["devices"]
+    return {"version": parsed["version"], "header": [f"driver {parsed.get('driver')}", f"cuda {parsed.get('cuda')}"],
+            "host": next((d[3] for d in devs if d[3]), None), "device": devs[0][1] if devs else None,
+            "count": len(devs) or None,
+            "rows": lambda run_id, source: nvbandwidth.rows(parsed, run_id, source),
+            "what": f"{len(parsed['testcases'])} testcases"}
+
+
+_IMPORTERS = {"nccl-tests": _nccl_tests, "mamf-finder": _mamf_finder, "babelstream": _babelstream,
+              "nvbandwidth": _nvbandwidth}

@@ -22,7 +22,9 @@ def main(args: argparse.Namespace) -> int:
 
     cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
                            dtypes=args.dtypes, search=args.search, m_range=args.m_range,
-                           n_range=args.n_range, k_range=args.k_range, **layer_shape_config(args))
+                           n_range=args.n_range, k_range=args.k_range, b_layout=args.b_layout,
+                           out_rewrite=args.out_rewrite, fp8_out=args.fp8_out,
+                           transfer_sizes=args.transfer_sizes, **layer_shape_config(args))
     cfg.validate()
     dev = device.resolve(cfg.device)
     cases = runner.expand(cfg, runner.make_context(cfg, dev))

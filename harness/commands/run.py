@@ -42,6 +42,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=int, metavar="N",
                    help="collectives: timed back-to-back calls per trial (nccl-tests -n; default 20)")
     add_layer_shapes(p)
+    p.add_argument("--warmup-iters", type=int, metavar="N",
+                   help="collectives: untimed calls before each size (nccl-tests -w; default 1, "
+                        "as nccl-tests since v2.16.8)")
+    p.add_argument("--check-iters", type=int, metavar="N",
+                   help="collectives: untimed checked calls after the timed ones (nccl-tests -c; "
+                        "default 1; 0 = no check, #wrong N/A)")
+    p.add_argument("--nccl-tests", dest="nccl_tests_flags", metavar="'FLAGS'",
+                   help="collectives: nccl-tests' own flags, verbatim: -b -e -f -i -n -w -c "
+                        "(e.g. '-b 8 -e 128M -f 2 -n 20')")
+    p.add_argument("--search-stat", default="mean", metavar="mean|median|min",
+                   help="statistic the --search ranks shapes by (default mean, as mamf-finder's table)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -71,7 +82,13 @@ def main(args: argparse.Namespace) -> int:
     console = Console(file=sys.stdout)
     print_summary(rows, store.dir, console)
     if cfg.search:
-        console.print(_search_best(rows), highlight=False)
+        console.print(_search_best(rows, cfg.search_stat), highlight=False)
+    if store.meta.get("unstable"):
+        st = store.meta.get("stability") or {}
+        console.print(f"UNSTABLE run: the reference kernel took {st.get('start_s', 0) * 1e3:.3g} ms at the "
+                      f"start and {st.get('end_s', 0) * 1e3:.3g} ms at the end ({st.get('ratio', 0):.3g}x > "
+                      f"{st.get('bound')}x): figures from this machine are not steady; compare will not call "
+                      "differences significant", highlight=False)
     if not args.no_projection and code != runner.EXIT_INTERRUPTED:
         result = write_projection(store)
         if result is not None:
@@ -87,30 +104,27 @@ def config(args: argparse.Namespace):
     """The RunConfig of `gwbench run`'s arguments (each rank of a multi-rank run builds its own)."""
     from harness import runner
 
+    from harness.analysis.nccl_tests import run_options
+
+    coll = run_options(args.nccl_tests_flags, sizes=args.sizes, iters=args.iters,
+                       warmup=args.warmup_iters, check=args.check_iters)
     return runner.RunConfig(
         suite=args.suite, only=args.only, device=args.device, dtypes=args.dtypes,
         search=args.search, m_range=args.m_range, n_range=args.n_range, k_range=args.k_range,
         data=args.data, warmup_ms=args.warmup_ms, rep_ms=args.rep_ms, sustain_s=args.sustain,
         cooldown_s=args.cooldown, telemetry=args.telemetry, sample_hz=args.sample_hz,
         idle_s=args.idle, nproc=args.nproc, dist_timeout_s=args.dist_timeout,
-        coll_sizes=args.sizes, coll_iters=args.iters,
-        attn_backends=args.attn_backends, **layer_shape_config(args))
+        coll_sizes=coll["sizes"], coll_iters=coll["iters"], coll_warmup=coll["warmup"],
+        coll_check=coll["check"], attn_backends=args.attn_backends, b_layout=args.b_layout,
+        out_rewrite=args.out_rewrite, fp8_out=args.fp8_out, search_stat=args.search_stat,
+        transfer_sizes=args.transfer_sizes, **layer_shape_config(args))
 
 
-def _search_best(rows: list[dict]) -> str:
-    """mamf-finder's answer: the best shape per dtype and its TFLOP/s (median and best sample)."""
-    lines = []
-    for dtype in sorted({r["dtype"] for r in rows if r["family"] == "gemm"}):
-        ok = [r for r in rows if r["family"] == "gemm" and r["dtype"] == dtype
-              and r["status"] == "ok" and r.get("tflops")]
-        if not ok:
-            lines.append(f"search {dtype}: no successful shape")
-            continue
-        best = max(ok, key=lambda r: r["tflops"])
-        p = best["params"]
-        lines.append(f"search {dtype}: best {p['m']}x{p['n']}x{p['k']} = {best['tflops']:.4g} TFLOP/s "
-                     f"median ({best['tflops_best']:.4g} best sample) over {len(ok)} shapes")
-    return "\n".join(lines)
+def _search_best(rows: list[dict], statistic: str) -> str:
+    """mamf-finder's answer: the best shape per dtype and method, ranked by `statistic`."""
+    from harness.analysis.gemm_search import best_shapes, best_text
+
+    return "\n".join(best_text(e) for e in best_shapes(rows, statistic))
 
 
 def write_projection(store) -> dict | None:

@@ -102,3 +102,29 @@ def busbw_factor(collective: str, n: int) -> float:
 def busbw_gbps(collective: str, n: int, size_bytes: float, time_s: float) -> float:
     """busbw = algbw × factor, algbw = S / t in GB/s (GB = 1e9 B)."""
     return gbps(size_bytes, time_s) * busbw_factor(collective, n)
+
+
+# nccl-tests' element counts (NVIDIA/nccl-tests src/*.cu GetCollByteCount, HEAD 2.19.6;
+# docs/sources.md "Collectives"). From a requested size S it takes count = S / element size,
+# then all_gather, reduce_scatter and alltoall divide it among the n ranks and round the
+# per-rank (per-peer) count down to a multiple of 16 bytes (since 29f4114, v2.13.12; earlier
+# versions rounded to 4 elements, or not at all); all_reduce, broadcast, reduce and sendrecv
+# never round. The `count` column it prints is that per-rank count for the divided tests and
+# the whole count for the others; its `size` column is the buffer actually moved, which can be
+# smaller than the size asked for.
+NCCL_DIVIDED = ("all_gather", "reduce_scatter", "alltoall")
+NCCL_ALIGN_BYTES = 16
+
+
+def nccl_counts(collective: str, size_bytes: int, elem_bytes: int, n: int) -> tuple[int, int, int]:
+    """(nccl-tests' count column, elements in the whole buffer, size column in bytes)."""
+    if collective not in BUSBW_FACTORS:
+        raise ValueError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
+    if n < 1 or elem_bytes < 1 or size_bytes < 0:
+        raise ValueError(f"need n >= 1, elem_bytes >= 1, size_bytes >= 0 (got {n}, {elem_bytes}, {size_bytes})")
+    count = size_bytes // elem_bytes
+    if collective not in NCCL_DIVIDED:
+        return count, count, count * elem_bytes
+    align = max(1, NCCL_ALIGN_BYTES // elem_bytes)  # elements per 16 bytes (4 floats, 8 halves)
+    per = (count // n) // align * align
+    return per, per * n, per * n * elem_bytes

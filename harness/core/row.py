@@ -11,9 +11,13 @@ Schema v1 (core/store.py has the format history). A row holds, in this order of 
   outcome    status ok|failed|skipped, error
   samples    samples_s (every timed sample), n_warmup, estimate_s, window_s, sustained, and
              the statistics of core/stats.py (time_s is the median)
-  work       flop, bytes, tflops (flop / median), tflops_best (flop / min), gbps, check, extra
+  work       flop, bytes, and the rate at each statistic of core/stats.STATISTICS: tflops and
+             gbps (median), tflops_mean and gbps_mean (mean), tflops_best and gbps_best (fastest
+             sample); check, extra
   power      the telemetry window's summary (measure/telemetry), telemetry_short_window,
-             sustain_slowdown, and per-watt figures where power was read
+             sustain_slowdown, and per-watt figures only where power was read over a window
+             long enough to trust (>= 1 s and 32 iterations; trusted_power below)
+  source     imported rows only: the tool, its version, the file's sha256 and the line
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from harness.core.cases import Case
 from harness.core.errors import UsageError
 from harness.core.flops import gbps, tflops
 from harness.core.result import Check, Outcome
-from harness.core.stats import STAT_FIELDS, short_window, slowdown, summarize
+from harness.core.stats import STAT_FIELDS, STATISTICS, short_window, slowdown, summarize
 
 SCHEMA_VERSION = 1
 ROW_STATUSES = ("ok", "failed", "skipped")
@@ -59,8 +63,11 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "flop": (_NUM + (type(None),), "floating-point operations per call"),
     "bytes": (_NUM + (type(None),), "bytes moved per call, by the family's stated convention"),
     "tflops": (_NUM + (type(None),), "flop / median time / 1e12"),
+    "tflops_mean": (_NUM + (type(None),), "flop / mean time / 1e12 (mamf-finder's statistic)"),
     "tflops_best": (_NUM + (type(None),), "flop / fastest sample / 1e12"),
     "gbps": (_NUM + (type(None),), "bytes / median time / 1e9"),
+    "gbps_mean": (_NUM + (type(None),), "bytes / mean time / 1e9"),
+    "gbps_best": (_NUM + (type(None),), "bytes / fastest sample / 1e9 (BabelStream's statistic)"),
     "check": ((dict, type(None)), "the result check (core/result.py Check)"),
     "extra": ((dict,), "family-specific facts (backend chosen, algbw/busbw, launch geometry ...)"),
     "power_w": (_NUM + (type(None),), "mean power over the window, W"),
@@ -69,8 +76,9 @@ FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "telemetry_window_s": (_NUM + (type(None),), "the telemetry clock's view of the window"),
     "telemetry_short_window": ((bool,), "window under 1 s or 32 iterations: power not trusted"),
     "sustain_slowdown": (_NUM + (type(None),), "median of the last tenth / first tenth - 1"),
-    "tflops_per_w": (_NUM + (type(None),), "tflops / power_w"),
-    "gbps_per_w": (_NUM + (type(None),), "gbps / power_w"),
+    "tflops_per_w": (_NUM + (type(None),), "tflops / power_w; null unless the window is >= 1 s"),
+    "gbps_per_w": (_NUM + (type(None),), "gbps / power_w; null unless the window is >= 1 s"),
+    "source": ((dict,), "imported rows: {tool, version, sha256, file, line} of the tool's output"),
     "host": ((str,), "host name, under a multi-rank launch"),
     "rank": ((int,), "global rank, under a multi-rank launch"),
     "local_rank": ((int,), "rank on its node (its GPU on a CUDA run)"),
@@ -88,7 +96,8 @@ def build_row(case: Case, run_id: str, status: str, outcome: Outcome | None, *,
     row: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "run_id": run_id, **case.identity(),
                            "status": status, "error": error, "started_at": started_at, "wall_s": wall_s,
                            "samples_s": None, "flop": None, "bytes": None, "tflops": None,
-                           "tflops_best": None, "gbps": None, "check": None, "extra": {},
+                           "tflops_mean": None, "tflops_best": None, "gbps": None,
+                           "gbps_mean": None, "gbps_best": None, "check": None, "extra": {},
                            "power_w": None, "energy_j": None,
                            "power_source": "not measured: case did not run"}
     if outcome is None:
@@ -101,49 +110,76 @@ def build_row(case: Case, run_id: str, status: str, outcome: Outcome | None, *,
                 "bytes": outcome.nbytes,
                 "check": outcome.check.as_dict() if outcome.check is not None else None,
                 "extra": outcome.extra})
-    _add_rates(row, outcome.flop, outcome.nbytes, stats["time_s"], stats["time_min_s"])
+    _add_rates(row, outcome.flop, outcome.nbytes)
     tel = dict(m.telemetry or {})
     if "window_s" in tel:  # the telemetry clock's view of the window; ours stays window_s
         tel["telemetry_window_s"] = tel.pop("window_s")
     row.update(tel)
     if not m.telemetry:
         row["power_source"] = "unavailable: no telemetry window"
-    power = row.get("power_w")
-    if power:
-        row["tflops_per_w"] = row["tflops"] / power if row["tflops"] else None
-        row["gbps_per_w"] = row["gbps"] / power if row["gbps"] else None
     row["telemetry_short_window"] = short_window(m.window_s, len(m.samples_s))
+    # Per-watt figures only from a window long enough to trust: an H200's 0.1 s windows read
+    # 250-1370 W against its 700 W cap (README), so a short window's ratio means nothing.
+    if row.get("power_w"):
+        power = trusted_power(row)
+        row["tflops_per_w"] = row["tflops"] / power if power and row["tflops"] else None
+        row["gbps_per_w"] = row["gbps"] / power if power and row["gbps"] else None
     if m.sustained:
         row["sustain_slowdown"] = slowdown(m.samples_s)
     return row
 
 
-def _add_rates(row: dict, flop: float | None, nbytes: float | None, t: float, tmin: float) -> None:
-    if flop and t > 0:
-        row["tflops"] = tflops(flop, t)
-        row["tflops_best"] = tflops(flop, tmin) if tmin > 0 else None
-    if nbytes and t > 0:
-        row["gbps"] = gbps(nbytes, t)
+# The rate fields at each statistic (core/stats.STATISTICS): (TFLOP/s field, GB/s field).
+RATE_FIELDS = {"median": ("tflops", "gbps"), "mean": ("tflops_mean", "gbps_mean"),
+               "min": ("tflops_best", "gbps_best")}
 
 
-def build_imported_row(case: Case, run_id: str, *, samples_s: list[float], nbytes: float | None,
-                       gbps_value: float | None, check: Check, extra: dict[str, Any],
-                       tool: str, error: str | None = None) -> dict:
+def _add_rates(row: dict, flop: float | None, nbytes: float | None) -> None:
+    """Every rate field whose time statistic the row holds (core/stats.STATISTICS)."""
+    for stat, (tf_key, gb_key) in RATE_FIELDS.items():
+        t = number(row.get(STATISTICS[stat]))
+        if not t or t <= 0:
+            continue
+        if flop:
+            row[tf_key] = tflops(flop, t)
+        if nbytes:
+            row[gb_key] = gbps(nbytes, t)
+
+
+def build_imported_row(case: Case, run_id: str, *, check: Check, extra: dict[str, Any],
+                       source: dict[str, Any], samples_s: list[float] | None = None,
+                       times_s: dict[str, float | None] | None = None, flop: float | None = None,
+                       nbytes: float | None = None, rates: dict[str, float | None] | None = None,
+                       error: str | None = None) -> dict:
     """A row from another tool's output, shaped like a measured one.
 
-    The tool's own figures are kept as it printed them (`gbps_value`: nccl-tests' algbw column,
-    not recomputed from its rounded time); power is not in such output and stays null.
+    Times are every sample the tool printed (`samples_s`: nccl-tests prints one mean per size)
+    or, where it prints statistics only, `times_s` keyed by STAT_FIELDS names (BabelStream's
+    min/max/average runtimes; mamf-finder's mean/median/max TFLOPS turned back into times);
+    a statistic the tool does not give stays null, never guessed. Rates are derived from the
+    work and the times, then `rates` (field -> value) puts back the tool's own printed figures
+    where its time column is rounded (nccl-tests' algbw, to 2 decimals of a µs) or absent
+    (nvbandwidth prints bandwidths only). `source` = {tool, version, sha256, file, line}.
+    Power is not in such output and stays null.
     """
+    tool = str(source.get("tool"))
     status = "ok" if check.ok else "failed"
     row = build_row(case, run_id, status, None, error=None if check.ok else (error or check.failure),
                     started_at=None, wall_s=None)
-    row.update(summarize(samples_s))
-    row.update({"samples_s": list(samples_s), "n_warmup": None, "estimate_s": row["time_s"],
-                "window_s": None, "sustained": False, "bytes": nbytes, "gbps": gbps_value,
-                "check": check.as_dict(), "extra": extra,
-                "power_source": f"not measured: imported from {tool} output",
+    if samples_s:
+        row.update(summarize(samples_s))
+    else:
+        row.update(dict.fromkeys(STAT_FIELDS))
+        row.update({k: v for k, v in (times_s or {}).items() if k in STAT_FIELDS})
+        row["noisy"] = None  # no samples: noise cannot be judged
+    row.update({"samples_s": list(samples_s) if samples_s else None, "n_warmup": None,
+                "estimate_s": row.get("time_s"), "window_s": None, "sustained": False,
+                "flop": flop, "bytes": nbytes, "check": check.as_dict(), "extra": extra,
+                "source": dict(source), "power_source": f"not measured: imported from {tool} output",
                 # No power window at all: short by short_window's own rule (window_s None).
-                "telemetry_short_window": short_window(None, len(samples_s))})
+                "telemetry_short_window": short_window(None, len(samples_s or ()))})
+    _add_rates(row, flop, nbytes)
+    row.update(rates or {})
     return row
 
 
@@ -243,7 +279,45 @@ def gemm_shape(row: Mapping) -> tuple[int, int, int] | None:
 
 def trusted_power(row: Mapping) -> float | None:
     """The row's power in W when it may be used for per-watt figures: read (not 'unavailable')
-    over a window long enough to trust (core/stats.short_window)."""
-    if str(row.get("power_source") or "").startswith("unavailable") or row.get("telemetry_short_window"):
+    over a window long enough to trust (core/stats.short_window). A row without the flag
+    (written before it existed) is judged from its own window and sample count."""
+    if str(row.get("power_source") or "").startswith(("unavailable", "not measured")):
         return None
-    return positive(row.get("power_w"))
+    short = row.get("telemetry_short_window")
+    if short is None:
+        samples = row.get("samples_s")
+        short = short_window(number(row.get("window_s")), len(samples) if isinstance(samples, list) else None)
+    return None if short else positive(row.get("power_w"))
+
+
+def per_watt(row: Mapping, key: str = "tflops") -> float | None:
+    """`key` (tflops or gbps) per trusted watt, or None. Readers use this rather than the stored
+    tflops_per_w, which rows written before issue #16 filled from windows of any length."""
+    value, power = number(row.get(key)), trusted_power(row)
+    return value / power if value and power else None
+
+
+def rate_at(row: Mapping, quantity: str, statistic: str = "median") -> float | None:
+    """The row's `quantity` (tflops or gbps) at `statistic` (core/stats.STATISTICS): the stored
+    field, else computed from the work and the stored time statistic (rows written before the
+    field existed)."""
+    if statistic not in RATE_FIELDS:
+        raise ValueError(f"statistic {statistic!r}: one of {', '.join(RATE_FIELDS)}")
+    if quantity not in ("tflops", "gbps"):
+        raise ValueError(f"quantity {quantity!r}: tflops or gbps")
+    key = RATE_FIELDS[statistic][0 if quantity == "tflops" else 1]
+    v = number(row.get(key))
+    if v is not None:
+        return v
+    t = positive(row.get(STATISTICS[statistic]))
+    work = positive(row.get("flop" if quantity == "tflops" else "bytes"))
+    return work / t / (1e12 if quantity == "tflops" else 1e9) if t and work else None
+
+
+def rate(row: Mapping, statistic: str = "median") -> tuple[float | None, str]:
+    """(the row's TFLOP/s at `statistic`, else its GB/s, unit)."""
+    for quantity, unit in (("tflops", "TFLOP/s"), ("gbps", "GB/s")):
+        v = rate_at(row, quantity, statistic)
+        if v is not None:
+            return v, unit
+    return None, ""

@@ -13,6 +13,20 @@ from collections.abc import Sequence
 
 NOISE_IQR_OVER_MEDIAN = 0.10
 
+# The statistics a headline figure can be taken at, and the time field each divides the work by.
+# gwbench's tables use the median (robust to a preempted sample); mamf-finder's published table
+# and triton's do_bench report the mean; "min" is the fastest sample (mamf-finder's "max"
+# TFLOPS, BabelStream's bandwidth). A figure always says which one it is.
+STATISTICS = {"median": "time_s", "mean": "time_mean_s", "min": "time_min_s"}
+
+# A run is `unstable` when the reference kernel timed at its start and at its end
+# (measure/stability.py) differ by more than this factor (slower / faster). On a shared
+# 2-core VM the same case varied ~170x between runs with samples stuck at 8/16 ms, which the
+# per-row IQR test cannot see. The bf16 8192³ GEMM of the three H200 runs in results/ spans
+# 663-685 TFLOP/s (sustained at the power cap and burst): 1.5x sits far above that spread and far
+# below the VM's.
+UNSTABLE_RATIO = 1.5
+
 # Row keys produced by `summarize`, in report order. Times are seconds.
 STAT_FIELDS = (
     "time_s",  # median
@@ -109,3 +123,11 @@ def slowdown(samples_s: Sequence[float]) -> float:
     k = max(1, n // 10)
     first, last = statistics.median(samples_s[:k]), statistics.median(samples_s[-k:])
     return last / first - 1.0
+
+
+def unstable(start_s: float | None, end_s: float | None, bound: float = UNSTABLE_RATIO) -> bool | None:
+    """True when two timings of the same reference kernel differ by more than `bound` (their
+    ratio, slower over faster); None when either is missing (the check could not run)."""
+    if not start_s or not end_s or start_s <= 0 or end_s <= 0:
+        return None
+    return max(start_s, end_s) / min(start_s, end_s) > bound

@@ -5,6 +5,12 @@ Format history (bump SCHEMA_VERSION on any change a reader must know about):
     finished_at, device, timer_overhead_s, ...}; rows.jsonl one tidy row per case with the
     case identity, status ok|failed|skipped, raw samples_s, the STAT_FIELDS statistics,
     flop/bytes/tflops/gbps, the correctness check and telemetry fields.
+    Additions within 1 (issue 16; optional, so older files still read): rows gain tflops_mean,
+    gbps_mean, gbps_best and, when imported, `source`; tflops_per_w / gbps_per_w are null for
+    windows under 1 s (older rows may hold them: read them through core/row.per_watt); a
+    collectives row's extra.count is nccl-tests' count column (per rank for all_gather /
+    reduce_scatter, per peer for alltoall; older gwbench rows held the total); run.json gains
+    `stability` and `unstable` (the reference kernel at the run's start and end).
 
 Rows are appended, flushed and fsync'ed as each case ends, so a crash, an OOM kill or
 Ctrl-C leaves every finished row readable; run.json is replaced atomically.

@@ -28,6 +28,8 @@ def render_md(result: Mapping[str, Any], show_same: bool = True) -> str:
              "- ratio = B rate / A rate (> 1: B faster); better/worse need Mann-Whitney p < "
              f"{ALPHA} on the raw samples and a change above {MIN_CHANGE:.0%}"]
     lines += [f"- software changed: {md(s)}" for s in result.get("software", [])]
+    if result.get("unstable"):
+        lines.append(f"- UNSTABLE: {md(result['unstable'])}")
     lines += ["", "| family | geomean ratio | cases | perf/W ratio | " +
               " | ".join(MARKS) + " |", "|---|---:|---:|---:|" + "---:|" * len(MARKS)]
     for fam, f in result["families"].items():
@@ -55,6 +57,8 @@ def render_html(result: Mapping[str, Any]) -> str:
            f"better/worse need Mann-Whitney p &lt; {ALPHA} and a change above {MIN_CHANGE:.0%}.</p>"]
     if result.get("software"):
         out.append("<p class=\"note\">software changed: " + esc("; ".join(result["software"])) + "</p>")
+    if result.get("unstable"):
+        out.append("<p class=\"note\">UNSTABLE: " + esc(result["unstable"]) + "</p>")
     head = "".join(f"<th>{esc(h)}</th>" for h in ("family", "geomean ratio", "cases", "perf/W ratio", *MARKS))
     trs = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
         fam, _x(f["geomean_ratio"]), f["n"], _x(f["perf_per_w_ratio"]), *(f["marks"][m] for m in MARKS)))

@@ -101,7 +101,8 @@ def _best(rows: Sequence[Mapping], family: str, key: str, dtype: str | None = No
 
 
 def headline(run: Run) -> dict[str, str]:
-    """The run's best GEMM (bf16, else any dtype), attention, HBM/DRAM and busbw figures."""
+    """The run's best GEMM (bf16, else any dtype), attention, HBM/DRAM and busbw figures, each
+    naming its statistic (the median of the row's samples) and marking a noisy row."""
     acc = spec_for(run.meta)
     out = {}
 
@@ -109,19 +110,24 @@ def headline(run: Run) -> dict[str, str]:
         p = peak_for(acc, fam, dt)[0]
         return f" ({100 * v / p:.0f}%)" if p else ""
 
+    def stat(row: Mapping) -> str:
+        return " median" + (", noisy" if row.get("noisy") else "")
+
     g = _best(run.rows, "gemm", "tflops", "bf16") or _best(run.rows, "gemm", "tflops")
     if g:
-        out["GEMM TFLOP/s"] = f"{g['tflops']:.4g} {g.get('dtype')}" + share(g["tflops"], "gemm", g.get("dtype"))
+        out["GEMM TFLOP/s"] = (f"{g['tflops']:.4g} {g.get('dtype')}{stat(g)}"
+                               + share(g["tflops"], "gemm", g.get("dtype")))
     a = _best(run.rows, "attention", "tflops")
     if a:
-        out["attention TFLOP/s"] = f"{a['tflops']:.4g} {a.get('dtype')}" + share(a["tflops"], "attention", a.get("dtype"))
+        out["attention TFLOP/s"] = (f"{a['tflops']:.4g} {a.get('dtype')}{stat(a)}"
+                                    + share(a["tflops"], "attention", a.get("dtype")))
     m = _best(run.rows, "memory", "gbps")
     if m:
-        out["memory GB/s"] = f"{m['gbps']:.4g}" + share(m["gbps"], "memory", None)
+        out["memory GB/s"] = f"{m['gbps']:.4g}{stat(m)}" + share(m["gbps"], "memory", None)
     c = _best(run.rows, "collectives", "busbw_gbps")
     if c:
         b = c["extra"]["busbw_gbps"]
-        out["busbw GB/s"] = f"{b:.4g}" + share(b, "collectives", None)
+        out["busbw GB/s"] = f"{b:.4g}{stat(c)}" + share(b, "collectives", None)
     # Only windows long enough to trust (>= 1 s, 32 iterations): sub-second NVML windows
     # read far above the card's cap on the H200.
     w = [number(r.get("power_w")) for r in run.rows
@@ -141,8 +147,9 @@ def index_rows(runs: Sequence[Run]) -> list[list[str]]:
     for r in reversed(runs):
         counts = {s: sum(x.get("status") == s for x in r.rows) for s in ("ok", "failed", "skipped")}
         h = headline(r)
+        status = str(r.meta.get("status")) + (", UNSTABLE" if r.meta.get("unstable") else "")
         out.append([r.run_id, f"{r.device} ×{r.count}", str(r.meta.get("started_at") or "")[:19],
-                    str(r.meta.get("status")), f"{counts['ok']}/{counts['failed']}/{counts['skipped']}",
+                    status, f"{counts['ok']}/{counts['failed']}/{counts['skipped']}",
                     *(h.get(k, "") for k in HEADLINES)])
     return out
 
@@ -266,7 +273,9 @@ def build_site(runs: Sequence[Run], site: Path, figures: str = "latest") -> Path
         _run_page(r, site, figures == "all" or (figures == "latest" and latest[r.device] is r))
     links = [f"runs/{r.slug}.html" for r in reversed(runs)]
     body = (f"<h1>gwbench results</h1><p>{len(runs)} runs, newest first; headline figures are each "
-            "run's best, with the share of the spec peak in parentheses.</p>"
+            "run's best row at the median of its samples (\"noisy\": IQR over 10% of the median), "
+            "with the share of the spec peak in parentheses; UNSTABLE: the run's reference kernel "
+            "timed differently at its start and end.</p>"
             + _table(INDEX_HEADERS, index_rows(runs), links))
     _write(site / "index.html", html_page("gwbench results", body, _nav()))
     _write(site / "compare.html", html_page("gwbench comparisons", _compare_page(runs), _nav()))
@@ -280,8 +289,9 @@ def readme_md(runs: Sequence[Run], results: Path) -> str:
 
     lines = ["# gwbench results", "", README_BEGIN, "",
              "Published runs, newest first. Per run: `run.json` (system), `rows.jsonl` (one row per case, "
-             "raw samples kept). Regenerate with `gwbench publish results --index`; browse with "
-             "`gwbench publish results --out site`.", "",
+             "raw samples kept). Headline figures: each run's best row at the median of its samples "
+             "(\"noisy\": IQR over 10% of the median). Regenerate with `gwbench publish results "
+             "--index`; browse with `gwbench publish results --out site`.", "",
              "| " + " | ".join(INDEX_HEADERS) + " |", "|" + "---|" * len(INDEX_HEADERS)]
     for run, row in zip(reversed(runs), index_rows(runs)):
         rel = os.path.relpath(run.dir, results)

@@ -23,7 +23,8 @@ from harness.analysis.peaks import peak_for, spec_for
 from harness.core.errors import UsageError
 from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
-from harness.core.row import algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, trusted_power
+from harness.core.row import (algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, per_watt,
+                              rate_at, trusted_power)
 from harness.present.html import esc, html_page
 from harness.present.progress import shape_text
 from harness.present.projection import summary_lines
@@ -33,14 +34,9 @@ def _stddev_s(r: Mapping) -> float | None:
     return cv * mean if cv is not None and mean is not None else None
 
 
-def _per_joule(r: Mapping, key: str) -> float | None:
-    """Work per joule (= rate per watt) from a window long enough to trust, else None."""
-    power, rate = trusted_power(r), number(r.get(key))
-    return rate / power if power and rate is not None else None
-
-
 # The CSV: (header, cell of a row). Units are in the headers (GB_per_s is 1e9 bytes per second,
-# TFLOP_per_s 1e12 FLOP per second; never bits); counts are written as integers and flags as
+# TFLOP_per_s 1e12 FLOP per second; never bits); TFLOP_per_s and GB_per_s are at the median time,
+# _mean at the mean and _best at the fastest sample; counts are written as integers and flags as
 # true/false, empty where the case did not run. harness.load_run gives the same rows typed.
 CSV_FIELDS: tuple[tuple[str, Callable[[Mapping], Any]], ...] = (
     ("case_id", lambda r: r.get("case_id")), ("family", lambda r: r.get("family")),
@@ -52,18 +48,24 @@ CSV_FIELDS: tuple[tuple[str, Callable[[Mapping], Any]], ...] = (
     ("time_min_s", lambda r: r.get("time_min_s")), ("time_stddev_s", _stddev_s),
     ("time_iqr_s", lambda r: r.get("time_iqr_s")), ("noisy", lambda r: r.get("noisy")),
     ("flop", lambda r: r.get("flop")), ("bytes", lambda r: r.get("bytes")),
-    ("TFLOP_per_s", lambda r: r.get("tflops")), ("GB_per_s", lambda r: r.get("gbps")),
+    ("TFLOP_per_s", lambda r: r.get("tflops")),
+    ("TFLOP_per_s_mean", lambda r: rate_at(r, "tflops", "mean")),
+    ("TFLOP_per_s_best", lambda r: rate_at(r, "tflops", "min")),
+    ("GB_per_s", lambda r: r.get("gbps")), ("GB_per_s_mean", lambda r: rate_at(r, "gbps", "mean")),
+    ("GB_per_s_best", lambda r: rate_at(r, "gbps", "min")),
     ("algbw_GB_per_s", lambda r: extra(r).get("algbw_gbps")),
     ("busbw_GB_per_s", lambda r: extra(r).get("busbw_gbps")),
     ("power_W", lambda r: r.get("power_w")), ("energy_J", lambda r: r.get("energy_j")),
     ("power_source", lambda r: r.get("power_source")), ("window_s", lambda r: r.get("window_s")),
     ("short_window", lambda r: r.get("telemetry_short_window")),
-    ("TFLOP_per_J", lambda r: _per_joule(r, "tflops")), ("GB_per_J", lambda r: _per_joule(r, "gbps")),
+    # Per joule (= per watt) only from windows long enough to trust (core/row.per_watt).
+    ("TFLOP_per_J", lambda r: per_watt(r, "tflops")), ("GB_per_J", lambda r: per_watt(r, "gbps")),
 )
 CSV_COLUMNS = tuple(name for name, _ in CSV_FIELDS)
 NOISY_MARK = "~"
-LEGEND = (f"`{NOISY_MARK}` noisy (IQR > 10% of the median); `(NN%)` share of the device's dense "
-          "spec peak; `/W` per watt where power was read; `failed` / `skipped`: see the row list")
+LEGEND = (f"figures are medians of the timed samples unless marked; `{NOISY_MARK}` noisy (IQR > 10% "
+          "of the median); `(NN%)` share of the device's dense spec peak; `/W` per watt where power "
+          "was read over a window of 1 s or more; `failed` / `skipped`: see the row list")
 
 
 # ------------------------------------------------------------------ small helpers
@@ -145,11 +147,35 @@ def _cell(row: Mapping, value: float | None, peak: float | None, fmt: str = ".4g
     if status != "ok" or value is None:
         return Cell("", status=status if status != "ok" else "n/a")
     share = value / peak if peak else None
-    # Per-watt only from windows long enough to trust (telemetry.short_window: >= 1 s and 32
+    # Per-watt only from windows long enough to trust (core/row.per_watt: >= 1 s and 32
     # iterations); on an H200 0.1 s windows read 250-1370 W against a 700 W cap.
-    trusted = per_w and not row.get("telemetry_short_window")
-    pw = number(row.get("tflops_per_w")) if trusted else None
+    pw = per_watt(row) if per_w else None
     return Cell(format(value, fmt), value, share, pw, bool(row.get("noisy")))
+
+
+def _headline(row: Mapping, key: str) -> tuple[float | None, str]:
+    """The row's figure and, when it is not the median (an imported tool's own statistic:
+    BabelStream's fastest run, nvbandwidth's cells), a suffix naming its statistic."""
+    v = number(row.get(key))
+    if v is not None:
+        return v, ""
+    for stat, mark in (("min", " (fastest)"), ("mean", " (mean)")):  # BabelStream's own: fastest
+        v = rate_at(row, key, stat)
+        if v is not None:
+            return v, mark
+    return None, ""
+
+
+def _method(p: Mapping) -> str:
+    """A GEMM column's method when it is not mamf-finder's default (benchmarks/gemm.py)."""
+    parts = []
+    if p.get("b_layout", "nk") != "nk":
+        parts.append(f"B {p['b_layout']}")
+    if p.get("out_rewrite", True) is False:
+        parts.append("no C rewrite")
+    if p.get("out", "fp8") != "fp8":
+        parts.append(f"out {p['out']}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _sort_key(x: Any):
@@ -166,7 +192,9 @@ def _gemm(rows: list[dict], acc) -> list[Pivot]:
         if r.get("label"):
             shape = f"{shape} {r['label']}"
         col = r["dtype"] if r.get("op") in (None, "matmul") else f"{r['op']} {r['dtype']}"
-        pv.add(shape, col, _cell(r, number(r.get("tflops")), peak_for(acc, "gemm", r["dtype"])[0]))
+        value, stat = _headline(r, "tflops")
+        col += _method(p) + stat
+        pv.add(shape, col, _cell(r, value, peak_for(acc, "gemm", r["dtype"])[0]))
     return [pv] if pv.cells else []
 
 
@@ -243,7 +271,8 @@ def _memory(rows: list[dict], acc) -> list[Pivot]:
         # d2d counts one side (nvbandwidth), so its share of the HBM peak would read half.
         is_local = r.get("op") in STREAM_WORDS
         g = groups.setdefault(dtype, Pivot(f"memory {dtype}: GB/s by kernel and size", "GB/s", "kernel"))
-        g.add(kernel, size_label, _cell(r, number(r.get("gbps")), peak if is_local else None, per_w=False))
+        value, stat = _headline(r, "gbps")
+        g.add(kernel + stat, size_label, _cell(r, value, peak if is_local else None, per_w=False))
     for pv in groups.values():
         pv.note = "share of the spec HBM bandwidth for the STREAM kernels (d2d counts one side, nvbandwidth)"
     return list(groups.values())
@@ -322,7 +351,15 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
     git = meta.get("git") if isinstance(meta.get("git"), Mapping) else {}
     acc = spec_for(meta)
     nccl = sw.get("nccl") or d.get("nccl_version") or "n/a"
-    return [
+    extra_facts = []
+    st = meta.get("stability") if isinstance(meta.get("stability"), Mapping) else None
+    if st is not None:
+        extra_facts.append(("stability", _stability_text(st)))
+    imp = meta.get("imported_from") if isinstance(meta.get("imported_from"), Mapping) else None
+    if imp is not None:
+        extra_facts.append(("imported", f"{imp.get('version')} output {imp.get('file')} "
+                                        f"(sha256 {str(imp.get('sha256'))[:16]}...)"))
+    return extra_facts + [
         ("run", f"{meta.get('run_id')} ({meta.get('status')}); started {meta.get('started_at')}, "
                 f"finished {meta.get('finished_at')}"),
         ("host", str(d.get("host", "n/a"))),
@@ -336,6 +373,16 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ renderers
+
+
+def _stability_text(st: Mapping) -> str:
+    """run.json's `stability` (measure/stability.py) in one line, UNSTABLE first when it is."""
+    a, b, ratio = number(st.get("start_s")), number(st.get("end_s")), number(st.get("ratio"))
+    if a is None or b is None:
+        return f"not judged ({st.get('error') or 'reference kernel not timed'})"
+    verdict = "UNSTABLE: figures not steady, no significance in compare" if st.get("unstable") else "steady"
+    return (f"{verdict}; reference {st.get('reference')}: {a * 1e3:.4g} ms at the start, "
+            f"{b * 1e3:.4g} ms at the end ({ratio:.3g}x, bound {st.get('bound')}x)")
 
 
 def header_md(meta: dict, projection: Mapping | None = None) -> str:
@@ -359,19 +406,27 @@ def pivot_md(pv: Pivot) -> str:
 def family_md(family: str, rows: list[dict]) -> str:
     """Every row of a family, one line each: the list behind the pivots, with errors."""
     out = [f"### {family}: all rows", "",
-           "| op | case | dtype | backend | status | median ms | IQR % | TFLOP/s | GB/s | W | TFLOP/s/W | note |",
-           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+           "| op | case | dtype | backend | status | median ms | IQR % | TFLOP/s median | TFLOP/s mean "
+           "| GB/s median | W | TFLOP/s/W | note |",
+           "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         t, iqr = number(r.get("time_s")), number(r.get("time_iqr_s"))
         iqr_pct = 100 * iqr / t if t and iqr is not None else None
         note = r.get("error") or ("noisy" if r.get("noisy") else "")
         case = f"{r.get('label') or ''} {shape_text(r)}".strip()
+        mean = rate_at(r, "tflops", "mean")
         out.append("| " + " | ".join(_md_escape(x) for x in (
             r.get("op"), case, r.get("dtype"), r.get("backend"), r.get("status"),
             _num(t * 1e3 if t else None), _num(iqr_pct, ".1f"), _num(r.get("tflops")),
-            _num(r.get("gbps")), _num(r.get("power_w"), ".0f"), _num(r.get("tflops_per_w"), ".3g"),
-            note)) + " |")
+            _num(mean), _num(r.get("gbps")), _watts(r),
+            _num(per_watt(r), ".3g"), note)) + " |")
     return "\n".join(out)
+
+
+def _watts(row: Mapping) -> str:
+    """Power of a window under 1 s in parentheses: shown, never used (core/row.trusted_power)."""
+    w = _num(row.get("power_w"), ".0f")
+    return f"({w})" if w and trusted_power(row) is None else w
 
 
 def _by_family(rows: Iterable[dict]) -> dict[str, list[dict]]:
@@ -415,13 +470,14 @@ def pivot_html(pv: Pivot) -> str:
 
 
 def rows_html(rows: list[dict]) -> str:
-    cols = ("family", "op", "dtype", "backend", "status", "case", "median ms", "TFLOP/s", "GB/s", "W", "note")
+    cols = ("family", "op", "dtype", "backend", "status", "case", "median ms", "TFLOP/s median",
+            "GB/s median", "W", "note")
     trs = []
     for r in rows:
         t = number(r.get("time_s"))
         vals = (r.get("family"), r.get("op"), r.get("dtype"), r.get("backend"), r.get("status"),
                 f"{r.get('label') or ''} {shape_text(r)}".strip(), _num(t * 1e3 if t else None),
-                _num(r.get("tflops")), _num(r.get("gbps")), _num(r.get("power_w"), ".0f"),
+                _num(r.get("tflops")), _num(r.get("gbps")), _watts(r),
                 r.get("error") or ("noisy" if r.get("noisy") else ""))
         trs.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>")
     head = "".join(f"<th>{esc(c)}</th>" for c in cols)
