@@ -261,6 +261,7 @@ def _tp_for(model: Transformer) -> int:
 
 
 @lru_cache(maxsize=32)
+@lru_cache(maxsize=256)  # the model search revisits sizes; report and JSON ask for the same site
 def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[CurvePoint, ...]:
     """For each sequences-per-GPU share on the grid, the fastest layout that fits (coarse grid,
     module docstring), evaluated at a reference data-parallel degree (the step is per GPU)."""
@@ -277,7 +278,7 @@ def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[
                 micro = spg * tp * cp * pp  # sequences per replica = micro-batches (micro-batch 1)
                 if layers is None or micro < 1 or micro != int(micro):
                     continue
-                for v in (1, 2, 4):
+                for v in (1, 2, 4, 8):  # 8 as predict.search: its best 405B layout on H100 interleaves 8
                     if v > 1 and (pp == 1 or layers % v):
                         continue
                     for zero in (1, 2, 3):

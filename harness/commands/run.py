@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     console = Console(file=sys.stdout)
     print_summary(rows, store.dir, console)
     if cfg.search:
-        console.print(_search_best(rows, cfg.search_stat), highlight=False)
+        print(_search_best(rows, cfg.search_stat))  # data lines, whole: never folded
     if store.meta.get("unstable"):
         st = store.meta.get("stability") or {}
         console.print(f"UNSTABLE run: the reference kernel took {st.get('start_s', 0) * 1e3:.3g} ms at the "

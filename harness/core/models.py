@@ -120,7 +120,9 @@ class Transformer:
         """Weights of one layer (norm weights ignored). `active`: the experts a token passes
         through (top_k + shared) instead of all of them. `moe`: an MoE layer (default: the model's
         typical layer)."""
-        moe = self.moe if moe is None else moe
+        return _layer_params(self, active, self.moe if moe is None else moe)
+
+    def _count_layer_params(self, active: bool, moe: bool) -> int:
         total = 0
         for _, _, n, k, count in self.layer_gemms(1, 1, moe):
             if active and moe and count == self.experts:
@@ -347,3 +349,10 @@ def load_model(spec: str | Path) -> Transformer:
 
 
 MODELS = presets()
+
+
+@lru_cache(maxsize=4096)
+def _layer_params(model: Transformer, active: bool, moe: bool) -> int:
+    """Memoised: the layout searches ask for the same model's layer size millions of times (the
+    model is a frozen dataclass, so it keys the cache)."""
+    return model._count_layer_params(active, moe)

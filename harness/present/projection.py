@@ -268,7 +268,9 @@ def print_run_projection(result: Mapping[str, Any], console) -> None:
         # A terminal's short headers; status, dtype, FLOP per J, peak, W, vs H100 are what a
         # narrow terminal can do without.
         headers = [h.replace(" accelerators", " GPUs").replace("FLOP/year", "FLOP/yr") for h in headers]
-        optional = [1, 2, 9, 3, 4, 10]
+        optional = [headers.index(h) for h in ("status", "dtype", "FLOP per facility J", "$ per GPU-hour",
+                                                  "capex per GW", "dense peak TFLOP/s", "IT W per accel.",
+                                                  "$ per EFLOP", "vs H100") if h in headers]
     for ln in lines:
         console.print(ln, highlight=False, overflow="fold")
     console.print(rich_table(headers, rows, title=title, width=console.width, optional=optional))

@@ -50,6 +50,7 @@ No torch here: pure arithmetic on a Profile.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -190,15 +191,20 @@ def stage_layers(model: Transformer, pp: int, first_last_layers: int = 0) -> int
     return max(plan) if plan else None
 
 
-def _stage_mix(model: Transformer, plan: list[int]) -> list[tuple[int, int]]:
+def _stage_mix(model: Transformer, plan: list[int]) -> tuple[tuple[int, int], ...]:
     """(dense layers, MoE layers) per stage: an MoE model's dense layers come first."""
+    return _stage_mix_cached(model, tuple(plan))
+
+
+@lru_cache(maxsize=4096)  # layout searches ask for the same (model, plan) thousands of times
+def _stage_mix_cached(model: Transformer, plan: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
     out, start = [], 0
     dense_n = model.layers - model.moe_layers
     for n in plan:
         d = max(0, min(start + n, dense_n) - start)
         out.append((d, n - d))
         start += n
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- FLOP and bytes
@@ -210,6 +216,7 @@ def model_flop_per_token(model: Transformer, seq: int) -> float:
     return 6.0 * n + 3.0 * model.layers * seq * model.heads * (model.head_dim + model.v_dim)
 
 
+@lru_cache(maxsize=65536)  # layout searches ask for the same (model, layout) many times
 def activation_bytes_per_layer(model: Transformer, tokens: float, lay: Layout, moe: bool | None = None,
                                recompute: str | None = None) -> float:
     """Bytes one layer keeps for its backward pass, per GPU, for `tokens` tokens of a micro-batch.
@@ -332,7 +339,7 @@ def _local_params(model: Transformer, lay: Layout, mix: tuple[int, int], first: 
     return n
 
 
-def memory_by_stage(model: Transformer, lay: Layout) -> list[dict[str, float]]:
+def memory_by_stage(model: Transformer, lay: Layout, only: set[int] | None = None) -> list[dict[str, float]]:
     """GB per GPU on each pipeline stage: weights, gradients, optimizer state, activations.
     Bytes per parameter (Megatron-Core docs/api-guide/dist_optimizer.md, bf16 params with fp32
     main gradients): 2 weight + 4 gradient + 12 fp32 master and Adam moments = 18 (bf16
@@ -345,33 +352,58 @@ def memory_by_stage(model: Transformer, lay: Layout) -> list[dict[str, float]]:
     plan = stage_plan(model, lay.pp, lay.first_last_layers) or [model.layers]
     shard = lay.dp * lay.cp
     w_bytes = 3.0 if lay.precision == "fp8" else 2.0
+    g_bytes = 4.0 if lay.grad_fp32 else 2.0
     tokens = lay.micro_batch * lay.seq // lay.cp
+    recompute_extra = (activation_bytes_per_layer(model, tokens, lay, recompute="none")
+                       if lay.recompute == "full" else 0.0)  # the layer being recomputed, whole
+    # Stages with the same layer mix and position hold the same weights, gradients, optimizer
+    # state and per-layer activations: computed once per kind (a 128-stage pipeline has ~3 kinds).
+    static: dict[tuple, tuple[float, float, float, float]] = {}
     out = []
     for i, mix in enumerate(_stage_mix(model, plan)):
-        local = _local_params(model, lay, mix, i == 0, i == len(plan) - 1)
-        weights = local * w_bytes / (shard if lay.zero >= 3 else 1)
-        if lay.zero >= 3:
-            weights += 2 * model.layer_params() / lay.tp * w_bytes
-        g_bytes = 4.0 if lay.grad_fp32 else 2.0
-        grads = local * g_bytes / (shard if lay.zero >= 2 else 1)
-        # bf16 gradient buffers: the optimizer keeps an fp32 copy of its gradient shard (4 + 16/d)
-        optim = local * (12.0 if lay.grad_fp32 else 16.0) / (shard if lay.zero >= 1 else 1)
-        d, e = mix
-        per_layer = (d * activation_bytes_per_layer(model, tokens, lay, moe=False)
-                     + e * activation_bytes_per_layer(model, tokens, lay, moe=True))
-        acts = in_flight(lay, i) * per_layer
-        if lay.recompute == "full":  # the layer being recomputed holds its whole working set
-            acts += activation_bytes_per_layer(model, tokens, lay, recompute="none")
-        if i == len(plan) - 1:  # fp32 logits of the loss (vocab split over TP), last stage
+        if only is not None and i not in only:
+            continue
+        first, last = i == 0, i == len(plan) - 1
+        key = (mix, first, last)
+        if key not in static:
+            local = _local_params(model, lay, mix, first, last)
+            weights = local * w_bytes / (shard if lay.zero >= 3 else 1)
+            if lay.zero >= 3:
+                weights += 2 * model.layer_params() / lay.tp * w_bytes
+            grads = local * g_bytes / (shard if lay.zero >= 2 else 1)
+            # bf16 gradient buffers: the optimizer keeps an fp32 copy of its gradient shard (4 + 16/d)
+            optim = local * (12.0 if lay.grad_fp32 else 16.0) / (shard if lay.zero >= 1 else 1)
+            d, e = mix
+            per_layer = (d * activation_bytes_per_layer(model, tokens, lay, moe=False)
+                         + e * activation_bytes_per_layer(model, tokens, lay, moe=True))
+            static[key] = (weights, grads, optim, per_layer)
+        weights, grads, optim, per_layer = static[key]
+        acts = in_flight(lay, i) * per_layer + recompute_extra
+        if last:  # fp32 logits of the loss (vocab split over TP), last stage
             acts += tokens * model.vocab / lay.tp * 4.0
         out.append({"weights": weights / 1e9, "gradients": grads / 1e9, "optimizer": optim / 1e9,
                     "activations": acts / 1e9})
     return out
 
 
+def fullest_stage(model: Transformer, lay: Layout) -> tuple[int, dict[str, float]]:
+    """(index, GB per GPU) of the fullest pipeline stage (the first of them on a tie). Stages with
+    the same layer mix and position differ only in the micro-batches in flight, which never grow
+    with the stage index (in_flight), so only the first stage of each kind can be the fullest:
+    the layout searches evaluate those few instead of every stage."""
+    plan = stage_plan(model, lay.pp, lay.first_last_layers) or [model.layers]
+    firsts: dict[tuple, int] = {}
+    for i, mix in enumerate(_stage_mix(model, plan)):
+        firsts.setdefault((mix, i == 0, i == len(plan) - 1), i)
+    idx = sorted(firsts.values())
+    stages = memory_by_stage(model, lay, only=set(idx))
+    k = max(range(len(stages)), key=lambda j: sum(stages[j].values()))
+    return idx[k], stages[k]
+
+
 def memory(model: Transformer, lay: Layout, p: Profile | None = None) -> dict[str, float]:
     """GB per GPU on the fullest pipeline stage (see `memory_by_stage`)."""
-    return max(memory_by_stage(model, lay), key=lambda d: sum(d.values()))
+    return fullest_stage(model, lay)[1]
 
 
 def _fit_error(lay: Layout, p: Profile, mem: dict[str, float], stage: int) -> UsageError:
@@ -384,9 +416,7 @@ def _fit_error(lay: Layout, p: Profile, mem: dict[str, float], stage: int) -> Us
 
 def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = True) -> Result:
     check(model, lay)
-    stages = memory_by_stage(model, lay)
-    worst = max(range(len(stages)), key=lambda i: sum(stages[i].values()))
-    mem = stages[worst]
+    worst, mem = fullest_stage(model, lay)
     total = sum(mem.values())
     hbm = p.hbm_bytes / 1e9
     if require_fit and total > hbm:
@@ -529,13 +559,12 @@ def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = Tru
 
 
 def fits(model: Transformer, lay: Layout, p: Profile) -> bool:
-    return max(sum(s.values()) for s in memory_by_stage(model, lay)) * 1e9 <= p.hbm_bytes
+    return sum(fullest_stage(model, lay)[1].values()) * 1e9 <= p.hbm_bytes
 
 
 def describe_fit(model: Transformer, lay: Layout, p: Profile) -> str:
-    stages = memory_by_stage(model, lay)
-    worst = max(range(len(stages)), key=lambda i: sum(stages[i].values()))
-    return str(_fit_error(lay, p, stages[worst], worst))
+    worst, mem = fullest_stage(model, lay)
+    return str(_fit_error(lay, p, mem, worst))
 
 
 __all__ = ["Layout", "Result", "check", "memory", "memory_by_stage", "step", "stage_plan", "stage_layers",
