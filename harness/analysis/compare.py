@@ -15,12 +15,13 @@ ratio (dense peak of the dtype, HBM bandwidth, NVLink bandwidth) and perf per wa
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, clip
 from harness.analysis.peaks import peak_for, spec_for
 from harness.core.row import busbw_gbps, number
 
@@ -248,5 +249,12 @@ def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
 
     if len(runs) < 2:
         raise UsageError("compare needs two or more run folders (the first is the baseline)")
-    loaded = [load_run(Path(r)) for r in runs]
+    loaded = [load_run(Path(runs[0]))]  # without a readable baseline there is nothing to compare
+    for r in runs[1:]:
+        try:
+            loaded.append(load_run(Path(r)))
+        except (UsageError, OSError) as exc:  # one bad folder of many: said, and skipped
+            print(f"gwbench: warning: skipped {r}: {clip(str(exc))}", file=sys.stderr)
+    if len(loaded) < 2:
+        raise UsageError("compare: no readable run folder besides the baseline")
     return [compare_runs(loaded[0], other) for other in loaded[1:]]

@@ -12,6 +12,7 @@ present/nccl_tests.py. No torch here: the importer uses this module on any machi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from harness.core.cases import Case
 from harness.core.errors import UsageError
@@ -66,7 +67,7 @@ def _int(text: str, lineno: int, line: str) -> int:
         raise LogError(f"line {lineno}: expected an integer, got {text!r}: {line.strip()!r}") from None
 
 
-def parse_log(text: str, collective: str | None = None, where: str = "log") -> dict:
+def parse_log(text: str | Iterable[str], collective: str | None = None, where: str = "log") -> dict:
     """Parse all_reduce_perf-style output.
 
     Returns {"collective", "nranks", "hosts", "header", "results": [ {size_bytes, count,
@@ -81,7 +82,8 @@ def parse_log(text: str, collective: str | None = None, where: str = "log") -> d
     results: list[dict] = []
     saw_columns = False
     saw_end = False
-    for lineno, line in enumerate(text.splitlines(), 1):
+    lineno = 0
+    for lineno, line in enumerate(text.splitlines() if isinstance(text, str) else text, 1):
         s = line.strip()
         if not s:
             continue
@@ -119,7 +121,7 @@ def parse_log(text: str, collective: str | None = None, where: str = "log") -> d
     if not results:
         raise LogError(f"{where}: no nccl-tests result rows found (not an nccl-tests log?)")
     if not saw_end:
-        raise LogError(f"{where}: line {len(text.splitlines())}: log ends before "
+        raise LogError(f"{where}: line {lineno}: log ends before "
                        "'# Avg bus bandwidth' (truncated?)")
     nranks = len(ranks) or _ranks_from_factor(results, collective)
     return {"collective": collective, "nranks": nranks,

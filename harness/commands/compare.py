@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "compare"
@@ -18,12 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.analysis.compare import compare
+    from harness.core.store import json_text
     from harness.present.compare import render_html, render_md
     from harness.present.html import html_page
 
     results = compare(args.runs)
     if args.format == "json":
-        print(json.dumps(results, indent=1))
+        print(json_text(results, indent=1))
     elif args.format == "html":
         print(html_page("gwbench compare", "\n".join(render_html(r) for r in results)), end="")
     else:

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from harness.analysis.perfmodel import goodput, predict, profile, step
+from harness.commands.common import bounded
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.store import read_meta
@@ -20,15 +21,20 @@ HELP = "predict training step time, MFU, memory per GPU and goodput from measure
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="405b", help=f"preset: {', '.join(step.PRESETS)} (default 405b)")
-    parser.add_argument("--gpus", type=int, default=16384, help="GPUs in the job (default 16384)")
-    parser.add_argument("--tp", type=int, default=8)
-    parser.add_argument("--pp", type=int, default=16)
-    parser.add_argument("--cp", type=int, default=1)
-    parser.add_argument("--vpp", type=int, default=1, help="interleaved virtual pipeline stages per GPU")
-    parser.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
-    parser.add_argument("--seq", type=int, default=8192, help="sequence length")
-    parser.add_argument("--batch-tokens", type=int, default=16 * 2**20, help="global batch in tokens (16M)")
-    parser.add_argument("--zero", type=int, default=1, help="0 none, 1 optimizer, 2 +grads, 3 +params (FSDP)")
+    parser.add_argument("--gpus", type=bounded(int, 1, 1e8), default=16384,
+                        help="GPUs in the job, 1..1e8 (default 16384)")
+    parser.add_argument("--tp", type=bounded(int, 1, 1024), default=8, help="tensor parallel, 1..1024")
+    parser.add_argument("--pp", type=bounded(int, 1, 1024), default=16, help="pipeline stages, 1..1024")
+    parser.add_argument("--cp", type=bounded(int, 1, 1024), default=1, help="context parallel, 1..1024")
+    parser.add_argument("--vpp", type=bounded(int, 1, 1024), default=1,
+                        help="interleaved virtual pipeline stages per GPU, 1..1024")
+    parser.add_argument("--micro-batch", type=bounded(int, 1, 2**16), default=1,
+                        help="sequences per micro-batch, 1..65536")
+    parser.add_argument("--seq", type=bounded(int, 1, 2**27), default=8192, help="sequence length, 1..2^27")
+    parser.add_argument("--batch-tokens", type=bounded(int, 1, 2**40), default=16 * 2**20,
+                        help="global batch in tokens, 1..2^40 (default 16M)")
+    parser.add_argument("--zero", type=bounded(int, 0, 3), default=1,
+                        help="0 none, 1 optimizer, 2 +grads, 3 +params (FSDP)")
     parser.add_argument("--recompute", default="none", choices=step.RECOMPUTE)
     parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS)
     parser.add_argument("--hardware", metavar="NAME", help="spec table profile (with --from: fills lacking rows)")

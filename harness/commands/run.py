@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.common import add_case_selection, csv_list
+from harness.commands.common import add_case_selection, csv_list, folder
 from harness.core.errors import UsageError
 
 NAME = "run"
@@ -15,7 +15,7 @@ HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_case_selection(p)
-    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    p.add_argument("--out", type=folder, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
     p.add_argument("--data", default="randn", help="GEMM input distribution: randn (default) or zeros")
     p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case (ms)")
@@ -49,15 +49,17 @@ def main(args: argparse.Namespace) -> int:
     from harness.present.progress import print_summary
 
     cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
-    if args.nproc > 1 and dist.launched_env() is None:
-        if args.resume is not None:
-            raise UsageError("--resume of a multi-rank run is not supported: start a new run")
+    nproc = args.nproc
+    if args.resume is not None:  # the run's own options (a differing one given here is refused)
+        cfg = runner.resume_config(args.resume, given_options(args))
+        nproc = cfg.nproc
+    if nproc > 1 and dist.launched_env() is None:
         # The parent checks the configuration once (dist.preflight), so a bad argument is
         # one line, not one per rank; the ranks build the same configuration from this argv.
-        return dist.launch(args.nproc, dist.strip_nproc(sys.argv[1:]), args.dist_timeout, cfg)
+        return dist.launch(nproc, dist.strip_nproc(args.argv), cfg.dist_timeout_s, cfg)
 
     try:
-        code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
+        code, store = runner.run(cfg, args.out, args.argv, resume=args.resume)
     except dist.PeerLost as exc:
         print(f"gwbench: error: {exc}", file=sys.stderr)
         return runner.EXIT_FAILED
@@ -72,6 +74,28 @@ def main(args: argparse.Namespace) -> int:
     if code == runner.EXIT_INTERRUPTED:
         print(f"interrupted: finish with `gwbench run --resume {store.dir}`", file=sys.stderr)
     return code
+
+
+# RunConfig field -> the flag that sets it, for the options --resume takes from the run itself.
+FLAGS = {"suite": "--suite", "only": "--only", "device": "--device", "dtypes": "--dtype",
+         "search": "--search", "m_range": "--m-range", "n_range": "--n-range", "k_range": "--k-range",
+         "data": "--data", "warmup_ms": "--warmup-ms", "rep_ms": "--rep-ms", "sustain_s": "--sustain",
+         "cooldown_s": "--cooldown", "telemetry": "--telemetry", "sample_hz": "--sample-hz",
+         "idle_s": "--idle", "nproc": "--nproc", "dist_timeout_s": "--dist-timeout",
+         "coll_sizes": "--sizes", "coll_iters": "--iters", "attn_backends": "--attn-backend"}
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The run options given on this command line (those differing from their defaults):
+    RunConfig field -> (flag, value)."""
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    ours, default = vars(config(args)), vars(config(defaults.parse_args([])))
+    given = {k: (FLAGS.get(k, k), v) for k, v in ours.items() if v != default[k]}
+    if args.out != defaults.get_default("out") and args.resume is not None \
+            and Path(args.out).resolve() != Path(args.resume).resolve().parent:
+        raise UsageError(f"--out {args.out}: a resumed run is written in its own folder, {args.resume}")
+    return given
 
 
 def config(args: argparse.Namespace):
@@ -107,9 +131,8 @@ def _search_best(rows: list[dict]) -> str:
 def write_projection(store) -> str:
     """The 1 GW / 10 GW projection of the finished run, printed and written beside its rows
     (projection.json, projection.md)."""
-    import json
-
     from harness.analysis.projection import project_measured_run
+    from harness.core.store import json_text
     from harness.present.projection import render_run_projection
 
     try:
@@ -118,7 +141,7 @@ def write_projection(store) -> str:
     except Exception as exc:  # the run's rows are safe; a projection bug must not hide them
         return f"projection failed: {type(exc).__name__}: {exc}"
     try:
-        store.write_text("projection.json", json.dumps(result, indent=2) + "\n")
+        store.write_text("projection.json", json_text(result, indent=2) + "\n")
         store.write_text("projection.md", text + "\n")
     except OSError as exc:
         text += f"\n\n(could not write projection files: {exc})"

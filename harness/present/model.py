@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from harness.core.store import json_text
 from harness.present.tables import format_table
 
 
 def render(d: dict[str, Any], fmt: str = "md") -> str:
     if fmt == "json":
-        return json.dumps(d, indent=2)
+        return json_text(d, indent=2)
     r, prof, lay = d["result"], d["profile"], d["result"]["layout"]
     m = d["mfu_range"]
     lines = [f"# gwbench model — {d['model']} ({d['params'] / 1e9:.0f}B params, "

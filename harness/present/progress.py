@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                            TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
 
 
 class Progress:
@@ -45,7 +46,7 @@ class Progress:
             self._bar.advance(self._task)
         else:
             self.console.print(f"[{self.n}/{self.total}] {row['status']:7s} {row['case_id']} "
-                               f"{_figure(row)}", highlight=False, soft_wrap=True)
+                               f"{_figure(row)}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _short(text: str, width: int = 48) -> str:
@@ -92,14 +93,14 @@ def summary_table(rows: list[dict], limit: int = 60) -> Table:
     for r in shown:
         note = r.get("error") or ("noisy (IQR > 10% of median)" if r.get("noisy") else "")
         t = r.get("time_s")
-        table.add_row(
+        table.add_row(*(Text(str(c)) for c in (  # Text: a `[/x]` in an error is text, not markup
             r["family"], r["op"], f"{r.get('label') or ''} {shape_text(r)}".strip(), r["dtype"],
             r["status"], f"{t * 1e3:.4g}" if t else "",
             f"{r['tflops']:.4g}" if r.get("tflops") is not None else "",
             f"{r['gbps']:.4g}" if r.get("gbps") is not None else "",
             _watts(r) if r.get("power_w") is not None else "",
             (note or "")[:90],
-        )
+        )))
     if len(rows) > limit:
         table.caption = f"{limit} of {len(rows)} rows (best per family first); `gwbench report` has all"
     return table
@@ -120,4 +121,4 @@ def print_summary(rows: list[dict], run_dir, console: Console | None = None) -> 
     if any(r.get("telemetry_short_window") and r.get("power_w") is not None for r in rows):
         console.print("(W): window under 1 s or 32 iterations, power not trustworthy; "
                       "sustained cases (--sustain) give the figure to use")
-    console.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True)
+    console.print(f"run folder: {run_dir}", highlight=False, soft_wrap=True, markup=False)

@@ -5,11 +5,11 @@ Rendering only: the figures are computed in analysis/projection.py and handed ov
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from harness.analysis.projection import OUTPUTS, SCALE_LIMIT_FLOP, Range, format_power
+from harness.core.store import json_text
 from harness.present.tables import fmt_value, format_table
 
 
@@ -26,7 +26,7 @@ def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[st
 
 def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
-        return json.dumps(result, indent=2)
+        return json_text(result, indent=2)
     b, sites = result["basis"], result["sites"]
     lines = [f"gwbench projection — {b['label']}",
              f"{b['hardware']['name']}: dense {b['dtype']} peak {b['peak_tflops']:g} TFLOP/s "
@@ -57,7 +57,7 @@ def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
 
 def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
-        return json.dumps(result, indent=2)
+        return json_text(result, indent=2)
     site_names = [format_power(w) for w in result["sites_w"]]
     headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
     headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]

@@ -12,7 +12,6 @@ hidden. A family whose rows lack the fields its pivot needs is left out, never a
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,8 @@ from harness.core.errors import UsageError
 from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
 from harness.core.row import algbw_gbps, busbw_gbps, extra, memory_bytes, number, params
-from harness.core.store import to_frame
+from harness.core.store import json_text, to_frame
+from harness.present.escape import csv_cell, md
 from harness.present.html import esc, html_page
 from harness.present.progress import shape_text
 from harness.present.projection import summary_lines
@@ -45,7 +45,7 @@ def _num(v, fmt: str = ".4g") -> str:
 
 
 def _md_escape(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def fmt_bytes(n: Any) -> str:
@@ -423,6 +423,8 @@ def render_html(meta: dict, rows: list[dict], projection: Mapping | None = None)
 def render_csv(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
     if not rows:
         return ",".join(CSV_COLUMNS) + "\n"
+    from pandas.api.types import is_numeric_dtype
+
     frame = to_frame(rows)
     for k in ("algbw_gbps", "busbw_gbps"):  # collectives keep algbw/busbw in extra
         vals = [extra(r).get(k) for r in rows]
@@ -430,15 +432,19 @@ def render_csv(meta: dict, rows: list[dict], projection: Mapping | None = None) 
             frame[k] = vals
     cols = [c for c in (*CSV_COLUMNS, "algbw_gbps", "busbw_gbps") if c in frame.columns]
     cols += sorted(c for c in frame.columns if c.startswith("p_"))
+    frame = frame[cols].copy()
+    for c in cols:  # strings from the run (errors, labels, ids): never a spreadsheet formula
+        if not is_numeric_dtype(frame[c]):
+            frame[c] = frame[c].map(csv_cell)
     buf = io.StringIO()
-    frame[cols].to_csv(buf, index=False)
+    frame.to_csv(buf, index=False)
     return buf.getvalue()
 
 
 def render_json(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
     tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1]}
                     for p in pts] for fam, pts in pivots(meta, rows).items()}
-    return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
+    return json_text({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
 
 
 def _nccl_tests(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
