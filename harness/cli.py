@@ -13,6 +13,7 @@ import signal
 import sys
 
 from harness import __version__
+from harness.core import store
 from harness.core.errors import Interrupted, StorageError, UsageError, clip
 
 # Subcommand modules, in help order. Each defines NAME, HELP, add_arguments(), main().
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if program:
         _own_signals()
         _tolerant_streams()
+    store.new_command()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

@@ -384,7 +384,7 @@ def test_a_bad_row_is_one_line_and_skipped_among_many(tmp_path, capsys, kind):
         f.write(BAD_LINES[kind] + _row_line(case_id="after"))  # the bad line is line 4, not the last
     where = f"{bad / 'rows.jsonl'}:4"
     for argv in (["report", bad], ["report", bad, "--format", "json"], ["compare", bad, good],
-                 ["project", "--from", bad], ["model", "--from", bad]):
+                 ["compare", good, bad], ["project", "--from", bad], ["model", "--from", bad]):
         code, out, err = cli(capsys, *argv)
         assert code == 2, (argv, err)
         assert_one_line_error(err, where)
@@ -574,13 +574,15 @@ def test_signals_at_any_point_exit_130_without_a_traceback(tmp_path):
         wait_for(lambda p=p: catches_sigterm(p.pid) or p.poll() is not None, step=0.002)
         time.sleep(delay)
         p.send_signal(sig)
-    for (sig, _), (out, p) in zip(plans, procs):
+    for (sig, delay), (out, p) in zip(plans, procs):
         _, err = p.communicate(timeout=120)
         if sig == signal.SIGKILL:
             assert p.returncode == -9
         else:
             assert p.returncode == 130 and "interrupted" in err, (sig, p.returncode, err)
             assert "Traceback" not in err
+        if delay == 0.0:  # it was start-up that the signal stopped: nothing was written
+            assert not out.exists() or not any(out.iterdir())
         no_half_folders(out)
 
 
@@ -844,3 +846,33 @@ def test_generated_corrupt_run_json_through_every_reader(fuzz_base, data, reader
         code, out, err = _read(reader, d, base, Path(tmp) / "site")
         _check_reader(reader, code, out, err)
         assert (d / "rows.jsonl").read_bytes() == rows_before
+
+
+# ------------------------------------------------------------------ on a GPU (scripts/gpu_check.sh)
+
+
+@pytest.mark.gpu
+def test_cuda_run_interrupted_resumed_and_published_without_its_serial(tmp_path, capsys):
+    """The same contract with CUDA work in flight: SIGTERM mid-run is 130 and `interrupted`,
+    --resume finishes without a repeated case, and the published site leaves the serial out."""
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--device", "cuda", "--only", "gemm", "--dtype",
+                          "bf16,fp32", "--out", str(out), "--warmup-ms", "5", "--rep-ms", "50", "--idle", "0",
+                          "--sustain", "0", "--no-projection"],
+                         env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: rows_count(out) >= 2 or p.poll() is not None)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "Traceback" not in err, err[-2000:]
+    run_dir = next(out.iterdir())
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    code, _, err = cli(capsys, "run", "--resume", run_dir, "--no-projection")
+    assert code in (0, 1), err
+    ids = [r["case_id"] for r in lines_of(run_dir)]
+    assert len(ids) == len(set(ids)) == meta["n_cases"]
+    serial = json.loads((run_dir / "run.json").read_text())["device"].get("serial")
+    code, _, err = cli(capsys, "publish", out, "--out", tmp_path / "site", "--figures", "none")
+    assert code == 0, err
+    if serial:
+        assert all(serial not in f.read_text() for f in (tmp_path / "site").rglob("*.html"))

@@ -253,8 +253,10 @@ def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
     for r in runs[1:]:
         try:
             loaded.append(load_run(Path(r)))
-        except (UsageError, OSError) as exc:  # one bad folder of many: said, and skipped
-            print(f"gwbench: warning: skipped {r}: {clip(str(exc))}", file=sys.stderr)
+        except (UsageError, OSError) as exc:
+            if len(runs) == 2:  # the one comparison asked for: its error, not a warning
+                raise
+            print(f"gwbench: warning: skipped {r}: {clip(str(exc))}", file=sys.stderr)  # one of many
     if len(loaded) < 2:
         raise UsageError("compare: no readable run folder besides the baseline")
     return [compare_runs(loaded[0], other) for other in loaded[1:]]

@@ -6,7 +6,7 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from harness.commands.common import folder
+from harness.commands.common import bounded, folder
 
 NAME = "import"
 HELP = "turn an nccl-tests (all_reduce_perf, ...) log into a run folder of rows"
@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=folder, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--collective", help="all_reduce, all_gather, reduce_scatter, alltoall, broadcast, "
                    "reduce or sendrecv (default: from the file name, e.g. all_reduce_perf.log)")
-    p.add_argument("--nranks", type=int, help="number of ranks, when the log has no `# Rank` lines")
+    p.add_argument("--nranks", type=bounded(int, 1, 1_000_000),
+                   help="number of ranks, 1..1000000, when the log has no `# Rank` lines")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -16,31 +16,33 @@ HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_case_selection(p)
     p.add_argument("--out", type=folder, default=Path("results"), help="results folder (default results/)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="finish an interrupted run with its own options and world (one writer at a time)")
     p.add_argument("--data", default="randn", help="GEMM input distribution: randn (default) or zeros")
-    p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case (ms)")
-    p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case (ms)")
+    p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case, ms, [0, 60000] (default 25)")
+    p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case, ms, (0, 600000] (default 100)")
     p.add_argument("--sustain", type=float, default=None, metavar="SECONDS",
-                   help="sustained window for power cases (default 5 s on a GPU with power readings; 0 = off)")
+                   help="sustained window for power cases, [0, 3600] s (default 5 s on a GPU with power readings; 0 = off)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="SECONDS",
-                   help="pause after each sustained case")
+                   help="pause after each sustained case, [0, 3600] s")
     p.add_argument("--telemetry", default="auto", help="auto (default), nvml, rapl or none")
-    p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate")
+    p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate, Hz, (0, 10000] (default 100)")
     p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
-                   help="idle power sampled at the start of the run (0 = skip)")
+                   help="idle power sampled at the start of the run, [0, 600] s (0 = skip)")
     p.add_argument("--no-projection", action="store_true", help="skip the 1 GW / 10 GW projection")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="start N local ranks (one per GPU) for the collectives; under torchrun/srun "
+                   help="start N local ranks (one per GPU), 1..1024, for the collectives; under torchrun/srun "
                         "the launch's ranks are joined instead")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="how long a rank waits for the others (joining, each collective) before failing")
+                   help="how long a rank waits for the others (joining, each collective) before failing, "
+                        "(0, 86400] s (default 300)")
     p.add_argument("--attn-backend", dest="attn_backends", type=csv_list, default=None, metavar="NAME[,NAME]",
                    help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
                         "sdpa-math, sdpa-default, flash_attn, flash_attn3")
     p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
                    help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
     p.add_argument("--iters", type=int, metavar="N",
-                   help="collectives: timed back-to-back calls per trial (nccl-tests -n; default 20)")
+                   help="collectives: timed back-to-back calls per trial, 1..100000 (nccl-tests -n; default 20)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -376,9 +376,13 @@ def _open_regular(path: Path, flags: int) -> int:
             raise UsageError(f"{path}: is a symbolic link; gwbench does not follow links inside "
                              "a run folder") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise UsageError(f"{path}: not a regular file")
+    if flags & (os.O_WRONLY | os.O_RDWR) and st.st_nlink > 1:  # the same file under another name
+        os.close(fd)
+        raise UsageError(f"{path}: has other hard links; gwbench writes only files that are the run's own")
     os.set_blocking(fd, True)
     return fd
 
@@ -510,7 +514,17 @@ def _parse_row(line: bytes, where: str) -> dict:
 
 
 def _warn(message: str) -> None:
-    print(f"gwbench: warning: {clip(message)}", file=sys.stderr)
+    if message not in _WARNED:  # a command may read a folder twice (report, then its projection)
+        _WARNED.add(message)
+        print(f"gwbench: warning: {clip(message)}", file=sys.stderr)
+
+
+_WARNED: set[str] = set()
+
+
+def new_command() -> None:
+    """Forget the warnings said so far: each command says each once (cli.main calls this)."""
+    _WARNED.clear()
 
 
 def read_json_file(run_dir: Path, name: str) -> Any:

@@ -41,4 +41,4 @@ def relative_link(path: str) -> str:
     """A Markdown link target for a folder `path` relative to the page: percent-encoded and
     starting with `./`, so a folder named `javascript:alert(1)` is a relative path, not a scheme."""
     clean = posixpath.normpath(path.replace("\\", "/")).lstrip("/")
-    return "./" + quote(clean, safe="/") + "/"
+    return "./" if clean == "." else "./" + quote(clean, safe="/") + "/"
