@@ -222,12 +222,11 @@ class _SignalGuard:
 
 @dataclass
 class _Plan:
-    """What a run will do: its configuration, and for a resume the run.json it continues, the
-    locked store (rank 0) and the rows already there, as (case id, rank) keys."""
+    """What a run will do: its configuration, and for a resume the locked store (rank 0) and
+    the rows already there, as (case id, rank) keys."""
 
     cfg: RunConfig
     store: RunStore | None = None
-    meta: dict | None = None
     done: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -255,7 +254,7 @@ def _plan(cfg: RunConfig, resume: Path | None, env: dict | None) -> _Plan:
         if store is not None:
             store.close()
         raise
-    return _Plan(cfg, store, meta, done)
+    return _Plan(cfg, store, done)
 
 
 def stored_config(meta: dict, run_dir: Path) -> RunConfig:

@@ -209,6 +209,21 @@ def test_one_writer_per_run_folder(tmp_path, capsys):
     assert len(lines_of(d)) == 4
 
 
+def test_a_file_system_without_flock_runs_unguarded_and_says_so(tmp_path, monkeypatch, capsys):
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(storemod.fcntl, "flock", no_flock)
+    with RunStore.create(tmp_path, "run", {}) as s:
+        s.append(_row_dict())
+    assert "has no flock (No locks available)" in capsys.readouterr().err
+    assert len(read_rows(s.dir)) == 1 and not (s.dir / LOCK_FILE).exists()
+
+
+def _row_dict() -> dict:
+    return built_row("gemm", "matmul", "fp32", {"m": 8, "n": 8, "k": 8})
+
+
 def test_kill_9_then_two_resumes_at_once(tmp_path):
     """kill -9 mid-run: the lock dies with the process; of two resumes started together one
     finishes the run, the other is refused naming it; no row lost or written twice."""

@@ -8,6 +8,13 @@ Format history (bump SCHEMA_VERSION on any change a reader must know about):
 
 Rows are appended, flushed and fsync'ed as each case ends, so a crash, an OOM kill or
 Ctrl-C leaves every finished row readable; run.json is replaced atomically.
+
+Faults and hostile folders (issue #14): one writer at a time holds `.gwbench.lock` (RunLock);
+a folder is made whole under a hidden name and renamed into place; no write follows a link or
+a second hard link placed in the folder (write_atomic, _open_regular); a row the disk refuses
+is undone and raised as StorageError. Readers go through _load_json and core/row.validate:
+UTF-8, nesting, integer size and field types checked, NaN/infinity read as null, control
+characters written out; every whole row is read and a cut last line is reported, not fatal.
 """
 
 from __future__ import annotations
@@ -302,8 +309,12 @@ class RunLock:
                 raise UsageError(f"{run_dir} is being written by {holder}: one writer per run "
                                  "folder; wait for it to end (or stop it), then try again") from None
             except OSError as exc:
-                os.close(fd)
-                raise _fault(path, exc, "cannot lock the run folder") from None
+                if exc.errno not in _NO_FLOCK:
+                    os.close(fd)
+                    raise _fault(path, exc, "cannot lock the run folder") from None
+                # Lustre mounted without `flock`, some FUSE file systems: run unguarded, say so.
+                _warn(f"{path}: this file system has no flock ({exc.strerror}); nothing stops a "
+                      "second writer of this run folder")
             # The previous holder may have removed the file between our open and our lock:
             # then we locked a file nobody else will see. Try again on the current one.
             try:
@@ -396,6 +407,7 @@ def _fault(path: Path, exc: OSError, doing: str = "cannot write") -> Exception:
     return UsageError(f"{path}: {doing}: {exc.strerror or exc}")
 
 
+_NO_FLOCK = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG, errno.ENOENT,
                    errno.ESTALE}
 
