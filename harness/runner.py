@@ -21,6 +21,8 @@ import gc
 import signal
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,11 @@ from typing import Any
 
 from harness.benchmarks import FAMILIES
 from harness.core.cases import Case, check_dtypes, check_names, check_suite, select
-from harness.core.errors import Interrupted, SkipCase, UsageError, one_line
+from harness.core.errors import Interrupted, SkipCase, StorageError, UsageError, clip, one_line
 from harness.core.result import Outcome
 from harness.core.row import build_row
 from harness.core.stats import STATISTICS
-from harness.core.store import RunStore, git_info, make_run_id, now_iso
+from harness.core.store import RunLock, RunStore, git_info, make_run_id, now_iso, read_meta
 from harness.measure import device as devmod
 from harness.measure import dist as distmod
 from harness.measure.context import Context
@@ -252,50 +254,154 @@ class _SignalGuard:
 
 @dataclass
 class _Plan:
-    """What a run will do: its configuration, and for a resume the store and finished cases."""
+    """What a run will do: its configuration, and for a resume the locked store (rank 0) and
+    the rows already there, as (case id, rank) keys."""
 
     cfg: RunConfig
     store: RunStore | None = None
-    done: set[str] = field(default_factory=set)
+    done: set[tuple[str, int]] = field(default_factory=set)
 
 
-def _plan(cfg: RunConfig, resume: Path | None) -> _Plan:
+def _plan(cfg: RunConfig, resume: Path | None, env: dict | None) -> _Plan:
+    """A new run's validated configuration, or what a resumed run still lacks. The writer of a
+    resumed folder (rank 0) takes its lock before anything else and, only then and only when
+    the run is not complete, repairs a last line cut short (RunStore.repair_tail); the other
+    ranks read run.json and learn the rows from rank 0."""
     if resume is None:
         cfg.validate()
         return _Plan(cfg)
-    store = RunStore.open(resume)
-    store.drop_partial_tail()
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    cfg = RunConfig(**{k: v for k, v in store.meta.get("config", {}).items() if k in known})
-    if store.meta.get("status") == "complete":
-        raise UsageError(f"{resume}: this run is already complete; nothing to resume")
+    writer = env is None or env["rank"] == 0
+    store = RunStore.open(resume, write=True) if writer else None
+    try:
+        meta = store.meta if store is not None else read_meta(resume)
+        cfg = stored_config(meta, resume)
+        _check_world(meta, env, resume)
+        done: set[tuple[str, int]] = set()
+        if store is not None:
+            fixed = store.repair_tail()
+            if fixed not in (None, "kept"):
+                print(f"gwbench: warning: {store.rows_file}: {fixed}", file=sys.stderr)
+            done = {_row_key(r) for r in store.rows()}
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    return _Plan(cfg, store, done)
+
+
+def stored_config(meta: dict, run_dir: Path) -> RunConfig:
+    """The RunConfig a run folder's run.json records, type-checked and validated; a complete
+    run, or one without a configuration (an imported one), cannot be resumed."""
+    if meta.get("status") == "complete":
+        raise UsageError(f"{run_dir}: this run is already complete; nothing to resume")
+    config = meta.get("config")
+    if not isinstance(config, dict) or not config:
+        raise UsageError(f"{run_dir}: run.json records no configuration, so which cases the run was "
+                         "to measure is unknown (an imported run?): nothing to resume; start a new run")
+    hints = typing.get_type_hints(RunConfig)
+    for name, value in config.items():
+        if name in hints and not _type_ok(value, hints[name]):
+            raise UsageError(f"{run_dir}/run.json: config field {name!r} holds {clip(repr(value), 60)} "
+                             f"({type(value).__name__}); expected {hints[name]}")
+    cfg = RunConfig(**{k: v for k, v in config.items() if k in hints})
     cfg.validate()
-    return _Plan(cfg, store, {r["case_id"] for r in store.rows()})
+    return cfg
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    """`value` read from JSON fits the RunConfig annotation `hint` (str, float, list[str] | None ...)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for t in options:
+        origin = typing.get_origin(t) or t
+        if t is type(None) and value is None:
+            return True
+        if origin is list and type(value) is list and all(type(x) is str for x in value):
+            return True
+        if origin is float and type(value) in (int, float):
+            return True
+        if origin in (str, int, bool) and type(value) is origin:
+            return True
+    return False
+
+
+def resume_config(run_dir: Path, given: dict[str, tuple[str, Any]]) -> RunConfig:
+    """The configuration `gwbench run --resume RUN_DIR` continues with, checked before any rank
+    starts: the run is not complete, no other process writes it, and no option given on the
+    command line (`given`: RunConfig field -> (flag, value)) contradicts the run's own."""
+    cfg = stored_config(read_meta(run_dir), run_dir)
+    if distmod.launched_env() is None:  # said once here, not by rank 0 after the others started
+        RunLock.acquire(run_dir).release()
+    clash = [f"{flag} {_shown(value)} (the run's: {_shown(getattr(cfg, name))})"
+             for name, (flag, value) in given.items() if getattr(cfg, name) != value]
+    if clash:
+        raise UsageError(f"--resume continues a run with its own options; these differ: {'; '.join(clash)}. "
+                         "Drop them, or start a new run")
+    return cfg
+
+
+def _shown(value: Any) -> str:
+    return ",".join(value) if isinstance(value, list) else clip(str(value), 60)
+
+
+def _check_world(meta: dict, env: dict | None, run_dir: Path) -> None:
+    """A resumed run restarts the world that measured it: a --nproc run is relaunched with the
+    same --nproc (commands/run), and a torchrun/srun launch must give the same world size."""
+    dist_facts = meta.get("distributed") if isinstance(meta.get("distributed"), dict) else {}
+    size = dist_facts.get("world_size")
+    run_world = size if type(size) is int and size >= 1 else 1
+    now = env["world_size"] if env else 1
+    if run_world != now:
+        how = (f"`gwbench run --resume {run_dir}` restarts a --nproc run's ranks itself; under "
+               f"torchrun/srun start {run_world} ranks")
+        raise UsageError(f"{run_dir} was measured by {run_world} rank(s) and this launch has {now}: "
+                         f"a resume must restart the same world ({how})")
+
+
+def _row_key(row: dict) -> tuple[str, int]:
+    """A row's place in a run: its case, and the rank that measured it (0 in a world of one)."""
+    rank = row.get("rank")
+    return row["case_id"], rank if type(rank) is int else 0
+
+
+def _missing(case: Case, done: set[tuple[str, int]], world: distmod.World) -> bool:
+    """Whether some rank still lacks `case`'s row: a collective keeps rank 0's row only; a
+    per-device family one row per rank (measure/dist.keep_rows)."""
+    ranks = range(world.world_size) if world.active and case.family != "collectives" else (0,)
+    return any((case.id, r) not in done for r in ranks)
 
 
 def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         console=None, on_row: Callable[[dict], None] | None = None) -> tuple[int, RunStore]:
-    """Run (or resume) a whole suite; returns the exit code and the store."""
+    """Run (or resume) a whole suite; returns the exit code and the store (its lock released)."""
+    env = distmod.launched_env()
+    plan = _plan(cfg, resume, env)
+    try:
+        return _run(plan, out, argv, resume, env, console, on_row)
+    finally:
+        if plan.store is not None:
+            plan.store.close()
+
+
+def _run(plan: _Plan, out: Path, argv: list[str], resume: Path | None, env: dict | None,
+         console, on_row) -> tuple[int, RunStore]:
     from harness.present import progress as prog
 
-    plan = _plan(cfg, resume)
     cfg = plan.cfg
-    env = distmod.launched_env()
-    if env is not None and resume is not None:
-        raise UsageError("--resume of a multi-rank run is not supported: start a new run")
     dev = devmod.resolve(distmod.rank_device(cfg.device, env))
     world = distmod.init(dev.backend, cfg.dist_timeout_s)  # PeerLost if a rank never joins
+    if resume is not None and world.active:  # every rank runs the same cases: rank 0's view
+        plan.done = distmod.broadcast_object(world, plan.done if world.rank == 0 else None)
     tel = _telemetry(cfg, dev)
     window = (lambda: tel.window(sync=dev.sync)) if tel is not None else None
     ctx = make_context(cfg, dev, world, window)
     all_cases = expand(cfg, ctx)
-    store = _open_store(plan, world, cfg, dev, argv, out, len(all_cases))
+    store = plan.store = _open_store(plan, world, cfg, dev, argv, out, len(all_cases))  # run() closes it
     if world.rank != 0:
         console = _quiet_console()
-    todo = [c for c in all_cases if c.id not in plan.done]
+    todo = [c for c in all_cases if _missing(c, plan.done, world)]
     power_readable = tel is not None and not str(tel.source).startswith("unavailable")
     ref_start = _reference(dev, ctx)  # the machine's speed before the first case (measure/stability.py)
-    status, lost = "failed", None
+    status, lost, fault = "failed", None, None
     # Everything imported so far (torch holds ~10^6 objects) is long-lived: freezing it keeps
     # the per-case gc.collect() in measure_case from re-scanning it (0.2-0.4 s a case on a CPU).
     frozen_before = gc.get_freeze_count()
@@ -312,7 +418,8 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
                     kept = distmod.keep_rows(world, case.family, row, store.meta["run_id"])
                     with guard.critical():
                         for r in kept:
-                            store.append(r)
+                            if _row_key(r) not in plan.done:  # a resumed case: only the ranks it lacked
+                                store.append(r)
                     bar.done(row)
                     if on_row:
                         on_row(row)
@@ -323,21 +430,30 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: Path | None = None,
         status = "interrupted"
     except distmod.PeerLost as exc:  # rows written so far stay; the CLI prints the message
         lost = exc
+    except StorageError as exc:  # the disk refused a row: the rows before it stay, --resume finishes
+        fault = exc
     finally:
         if frozen_before == 0:  # a caller that runs the harness in-process gets its gc back
             gc.unfreeze()
-        extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
-        if lost is not None:
-            extra["error"] = str(lost)
-        else:  # and after the last (not after Ctrl-C: the user wants out)
-            extra.update(_stability(dev, ctx, ref_start, status == "complete"))
-        rows = store.rows()
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
-        store.write_meta(status=status, finished_at=now_iso(), counts=counts, **extra)
-        if lost is None:
-            distmod.destroy(world)
+        # A second Ctrl-C while the end is recorded waits until run.json is written.
+        with _SignalGuard() as late, late.critical():
+            extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded
+            if lost is not None or fault is not None:
+                extra["error"] = one_line(lost or fault)
+            else:  # and after the last (not after Ctrl-C: the user wants out)
+                extra.update(_stability(dev, ctx, ref_start, status == "complete"))
+            try:
+                rows = store.rows()
+                counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
+                store.write_meta(status=status, finished_at=now_iso(), counts=counts, **extra)
+            except (StorageError, UsageError) as exc:  # the end cannot be recorded: said, rows stay
+                fault = fault or exc
+            if lost is None:
+                distmod.destroy(world)
     if lost is not None:
         raise lost
+    if fault is not None:
+        raise fault
     if status == "interrupted":
         return EXIT_INTERRUPTED, store
     return (EXIT_FAILED if counts["failed"] else EXIT_OK), store
@@ -352,11 +468,15 @@ def _open_store(plan: _Plan, world: distmod.World, cfg: RunConfig, dev: devmod.D
         return _RankStore(distmod.broadcast_object(world, None))
     if plan.store is not None:
         plan.store.write_meta(status="running", resumed_at=now_iso(), resume_argv=argv, n_cases=n_cases)
+        distmod.broadcast_object(world, plan.store.meta["run_id"])
         return plan.store
     facts = devmod.facts(dev)
+    # nproc: the ranks a --nproc launch started (each rank's own argv lacks --nproc), so that
+    # --resume restarts the same world.
     meta = {
         "argv": argv, "config": vars(cfg) | {"device": f"{dev.backend}" if not dev.is_cuda
-                                             else f"cuda:{dev.index}"},
+                                             else f"cuda:{dev.index}",
+                                             "nproc": distmod.launched_nproc() or cfg.nproc},
         "git": git_info(), "started_at": now_iso(), "finished_at": None,
         "device": facts, "timer_overhead_s": timer_overhead_s(dev), "n_cases": n_cases,
     }
@@ -384,6 +504,9 @@ class _RankStore:
 
     def rows(self) -> list[dict]:
         return list(self._rows)
+
+    def close(self) -> None:
+        pass
 
 
 def _quiet_console():

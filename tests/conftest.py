@@ -106,4 +106,5 @@ def write_run_folder(run_dir: Path, rows: list[dict], device: dict, **meta) -> P
     for r in rows:
         store.append(r | {"run_id": store.meta["run_id"]})
     store.write_meta(status="complete")
+    store.close()
     return store.dir

@@ -183,3 +183,40 @@ def test_search_reports_best_shape(tmp_path):
     p = best["params"]
     assert f"search fp32 (b_layout=nk out_rewrite=True): best {p['m']}x{p['n']}x{p['k']}" in r.stdout
     assert "TFLOP/s mean (ranked by mean;" in r.stdout
+
+
+# Issue #14's bad input, in-process (the CLI's own main): the same contract, no subprocess.
+@pytest.mark.parametrize("args,message", [
+    (["run", "--device", "cuda:²"], "bad device 'cuda:²'"),
+    (["run", "--out", ""], "--out: expected a folder, got an empty name"),
+    (["import", "nccl-tests", "all_reduce_perf.log", "--out", " "], "--out: expected a folder"),
+    (["publish", "results", "--out", ""], "--out: expected a folder"),
+    (["project", "--hardware", "H100", "--power", "1e300W"], "power must be positive and at most 1 PW"),
+    (["project", "--hardware", "H100", "--power", "1W"], "1 W of facility power buys 0.00063 H100 SXM"),
+    (["project", "--hardware", "H100", "--days", "1e300"], "--days must be positive and at most 36500"),
+    (["project", "--hardware", "H100", "--days", "nan"], "--days must be positive"),
+    (["project", "--hardware", "H100", "--accelerators", "1e308"], "--accelerators must be positive: 1 to 1e+09"),
+    (["project", "--hardware", "H100", "--seed", "-1"], "--seed must be in 0..2^32-1"),
+    (["project", "--hardware", "H100", "--pue", "1e300"], "--pue must be >= 1 and <= 5"),
+    (["project", "--hardware", "H100", "--network-w", "1e300"], "--network-w must be >= 0 and <= 10000"),
+    (["project", "--hardware", "H100", "--model", "405b", "--job-gpus", "1e9"], "--job-gpus: expected an integer"),
+    (["model", "--hardware", "H100", "--gpus", "0"], "--gpus: must be in [1, 1e+08], got 0"),
+    (["model", "--hardware", "H100", "--seq", "99999999999"], "--seq: must be in [1, 1.34218e+08]"),
+    (["specs", "--hardware-file", "DEEP"], "not a hardware table (nested too deeply)"),
+])
+def test_bad_input_in_process_is_one_line_exit_2(tmp_path, capsys, args, message):
+    from harness.cli import main
+
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    args = [str(deep) if a == "DEEP" else a for a in args]
+    if args[0] == "run":
+        args += ["--device", "cpu"] if "--device" not in args else []
+        args += [] if "--out" in args else ["--out", str(tmp_path)]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -227,8 +227,17 @@ def test_rank_that_never_joins_times_out(tmp_path):
 
 
 def test_usage_errors(tmp_path):
+    """--resume restarts the run's own world (tests/test_faults.py resumes a 2-rank run): a
+    folder that is no run, or an --nproc the run did not have, is refused before any rank starts."""
     p = gwbench("run", "--nproc", "2", "--resume", str(tmp_path), *FAST)
-    assert p.returncode == 2 and "multi-rank" in p.stderr
+    assert p.returncode == 2 and "not a gwbench run folder" in p.stderr
+    from tests.conftest import built_row, write_run_folder
+
+    run = write_run_folder(tmp_path / "r", [built_row("gemm", "matmul", "fp32", {"m": 8})], {"backend": "cpu"},
+                           config={"suite": "quick", "device": "cpu", "nproc": 1})
+    (run / "run.json").write_text((run / "run.json").read_text().replace('"complete"', '"interrupted"'))
+    p = gwbench("run", "--nproc", "2", "--resume", str(run))
+    assert p.returncode == 2 and "--nproc 2 (the run's: 1)" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_bad_argument_under_nproc_is_said_once(tmp_path):

@@ -94,7 +94,7 @@ def test_readme_index(site, tmp_path):
     r = gwbench("publish", str(res), "--index", "--figures", "none", "--out", str(tmp_path / "s2"))
     assert r.returncode == 0, r.stderr
     text = (res / "README.md").read_text()
-    assert text.count("](<run-") == 3 and publish.README_BEGIN in text
+    assert text.count("](./run-") == 3 and publish.README_BEGIN in text
     assert "<script" not in text
 
 

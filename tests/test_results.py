@@ -56,14 +56,21 @@ def test_not_a_run_folder(tmp_path):
         load_run(tmp_path)
 
 
-def test_partial_tail_dropped(tmp_path):
+def test_partial_tail_dropped_whole_last_row_kept(tmp_path):
     store = RunStore.create(tmp_path, "run", {})
     store.append(_row(0))
     with open(store.rows_file, "a") as f:
         f.write('{"case_id": "half')
-    assert store.drop_partial_tail()
-    assert len(read_rows(store.dir)) == 1
-    assert not store.drop_partial_tail()
+    said = []
+    assert len(read_rows(store.dir, warn=said.append)) == 1  # readers read every whole row
+    assert "rows.jsonl:2: the last line is incomplete" in said[0]
+    assert store.repair_tail() == "dropped line 2: an incomplete row of 17 bytes"
+    assert store.repair_tail() is None
+    with open(store.rows_file, "a") as f:  # a whole row that lost only its newline
+        f.write(json.dumps(_row(1)))
+    assert store.repair_tail() == "kept"
+    assert [r["case_id"] for r in read_rows(store.dir)] == ["gemm/x/0", "gemm/x/1"]
+    assert store.rows_file.read_bytes().endswith(b"}\n")
 
 
 def test_run_id_is_filesystem_safe():

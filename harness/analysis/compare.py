@@ -18,12 +18,13 @@ its cases are "not comparable", with the ratio shown and the reason in "judged b
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, clip
 from harness.analysis.peaks import peak_for, spec_for
 from harness.core.row import busbw_gbps, number, per_watt
 
@@ -266,7 +267,16 @@ def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:
 
     if len(runs) < 2:
         raise UsageError("compare needs two or more run folders (the first is the baseline)")
-    loaded = [load_run(Path(r)) for r in runs]
+    loaded = [load_run(Path(runs[0]))]  # without a readable baseline there is nothing to compare
+    for r in runs[1:]:
+        try:
+            loaded.append(load_run(Path(r)))
+        except (UsageError, OSError) as exc:
+            if len(runs) == 2:  # the one comparison asked for: its error, not a warning
+                raise
+            print(f"gwbench: warning: skipped {r}: {clip(str(exc))}", file=sys.stderr)  # one of many
+    if len(loaded) < 2:
+        raise UsageError("compare: no readable run folder besides the baseline")
     return [compare_runs(loaded[0], other) for other in loaded[1:]]
 
 

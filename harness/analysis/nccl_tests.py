@@ -22,10 +22,11 @@ No torch here: the importer uses this module on any machine.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from harness.core.cases import Case
 from harness.core.errors import UsageError
@@ -143,7 +144,7 @@ def _group(cols: list[str], cells: list[str], where: str) -> dict | None:
     return out
 
 
-def parse_tables(text: str, collective: str | None = None, where: str = "log") -> list[dict]:
+def parse_tables(text: str | Iterable[str], collective: str | None = None, where: str = "log") -> list[dict]:
     """Every result table of an nccl-tests output (or a gwbench `--format nccl-tests` report).
 
     Each table: {"collective", "nranks", "hosts", "header", "version", "results": [{size_bytes,
@@ -152,13 +153,19 @@ def parse_tables(text: str, collective: str | None = None, where: str = "log") -
     """
     if collective is not None and collective not in BUSBW_FACTORS:
         raise LogError(f"unknown collective {collective!r}: choose from {', '.join(BUSBW_FACTORS)}")
-    if text.lstrip().startswith("{"):
-        return [_parse_json(text, collective, where)]
+    lines = iter(text.splitlines() if isinstance(text, str) else text)  # a file: read a line at a time
+    head: list[str] = []  # the blank lines before the first one, and that line
+    for ln in lines:
+        head.append(ln)
+        if ln.strip():
+            break
+    if head and head[-1].lstrip().startswith("{"):  # the -J JSON: small, read whole
+        return [_parse_json("\n".join(itertools.chain(head, lines)), collective, where)]
     tables: list[dict] = []
     pending: dict = {"ranks": {}, "header": [], "version": None, "collective": None, "gw_ranks": None}
     table: dict | None = None
-    lines = text.splitlines()
-    for lineno, line in enumerate(lines, 1):
+    lineno = 0
+    for lineno, line in enumerate(itertools.chain(head, lines), 1):
         s = line.strip()
         if not s:
             continue
@@ -208,7 +215,7 @@ def parse_tables(text: str, collective: str | None = None, where: str = "log") -
     if not tables or not any(t["results"] for t in tables):
         raise LogError(f"{where}: no nccl-tests result rows found (not an nccl-tests log?)")
     if not tables[-1]["closed"]:
-        raise LogError(f"{where}: line {len(lines)}: log ends before '# Avg bus bandwidth' (truncated?)")
+        raise LogError(f"{where}: line {lineno}: log ends before '# Avg bus bandwidth' (truncated?)")
     out = []
     for t in tables:
         if not t["results"]:

@@ -82,6 +82,9 @@ DEFAULT_NETWORK_W = Range(25.0, 50.0, 100.0, "gwbench estimate (not published): 
 SERVER_FACTOR = Range(1.79, 1.82, 2.03, "Epoch chip-to-server multiplier: DGX B200 1.79, "
                       "DGX H100 1.82, DGX A100 2.03")
 DEFAULT_DAYS = 365.0  # one year of operation; --days overrides
+# Bounds of the options (documented in `gwbench project --help`): beyond them the chain's floats
+# overflow to inf/NaN, and no facility or study needs them (the largest announced sites are 10 GW).
+MAX_POWER_W, MAX_DAYS, MAX_ACCELERATORS, MAX_PUE, MAX_NETWORK_W = 1e15, 36_500.0, 1e9, 5.0, 10_000.0
 DEFAULT_SITES_W = (1e9, 1e10)  # 1 GW and 10 GW of facility power (OpenAI-NVIDIA LOI: >= 10 GW)
 DEFAULT_SAMPLES = 100_000
 DEFAULT_SEED = 0
@@ -108,16 +111,18 @@ class Assumptions:
             r = getattr(self, name)
             if not all(math.isfinite(x) for x in (r.low, r.mode, r.high)) or not r.low <= r.mode <= r.high:
                 raise UsageError(f"--{name.replace('_', '-')}: expected low <= value <= high, got {r}")
-        if self.pue.low < 1:
-            raise UsageError(f"--pue must be >= 1 (facility energy / IT energy), got {self.pue.low:g}")
+        if self.pue.low < 1 or self.pue.high > MAX_PUE:
+            raise UsageError(f"--pue must be >= 1 and <= {MAX_PUE:g} (facility energy / IT energy), got {self.pue}")
         for name in ("mfu", "goodput"):
             r = getattr(self, name)
             if not (0 < r.low and r.high <= 1):
                 raise UsageError(f"--{name} must be in (0, 1], got {r}")
-        if self.network_w.low < 0:
-            raise UsageError(f"--network-w must be >= 0, got {self.network_w.low:g}")
-        if not (math.isfinite(self.days) and self.days > 0):
-            raise UsageError(f"--days must be positive, got {self.days:g}")
+        if self.network_w.low < 0 or self.network_w.high > MAX_NETWORK_W:
+            raise UsageError(f"--network-w must be >= 0 and <= {MAX_NETWORK_W:g}, got {self.network_w}")
+        if not (math.isfinite(self.days) and 0 < self.days <= MAX_DAYS):
+            raise UsageError(f"--days must be positive and at most {MAX_DAYS:g} (100 years), got {self.days:g}")
+        if not 0 <= self.seed < 2**32:
+            raise UsageError(f"--seed must be in 0..2^32-1, got {self.seed}")
         if not 1 <= self.samples <= 10_000_000:
             raise UsageError(f"--samples must be 1..10000000, got {self.samples}")
 
@@ -136,8 +141,9 @@ def parse_power(text: str | float) -> float:
     """'1GW', '500MW', '750kW', '1e9' (watts) -> watts; non-positive or malformed -> UsageError."""
     m = _POWER.match(str(text))
     watts = float(m.group(1)) * _SCALE[m.group(2).lower()] if m else float("nan")
-    if not (math.isfinite(watts) and watts > 0):
-        raise UsageError(f"power must be positive, like 1GW, 500MW, 750kW or 1e9 (watts); got {text!r}")
+    if not (math.isfinite(watts) and 0 < watts <= MAX_POWER_W):
+        raise UsageError(f"power must be positive and at most 1 PW, like 1GW, 500MW, 750kW or 1e9 "
+                         f"(watts); got {str(text)[:40]!r}")
     return watts
 
 
@@ -400,6 +406,11 @@ def _site(basis: Basis, a: Assumptions, draws: Mapping[str, np.ndarray], *,
                   accelerators=accelerators, gpus_per_system=basis.gpus_per_system)
     point_draws = _points(basis, a)
     point = chain(**common, **point_draws)
+    if accelerators is None and point["accelerators"] < 1:
+        raise UsageError(f"{format_power(facility_w)} of facility power buys {point['accelerators']:.2g} "
+                         f"{basis.accelerator.name} (each needs {point['w_per_accelerator']:.0f} W of IT power "
+                         f"at PUE {a.pue.mode:g}): give --power of at least "
+                         f"{format_power(point['w_per_accelerator'] * a.pue.mode)}")
     mc = chain(**common, **draws)
     outputs = {}
     for key, label, unit in OUTPUTS:
@@ -439,8 +450,8 @@ def project(basis: Basis, assumptions: Assumptions | None = None, *,
     one site of that many accelerators; power becomes an output. `extensions` (cost, one run)
     each have a `name`, `site(ctx) -> {outputs, section, flags}` and `describe()`."""
     a = assumptions or Assumptions()
-    if accelerators is not None and not (math.isfinite(accelerators) and accelerators > 0):
-        raise UsageError(f"--accelerators must be positive, got {accelerators:g}")
+    if accelerators is not None and not (math.isfinite(accelerators) and 1 <= accelerators <= MAX_ACCELERATORS):
+        raise UsageError(f"--accelerators must be positive: 1 to {MAX_ACCELERATORS:g}, got {accelerators:g}")
     draws = _draws(basis, a)
     if accelerators is not None:
         sites = [_site(basis, a, draws, accelerators=accelerators, extensions=extensions)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from harness.core.cases import DTYPES, SUITES
 
@@ -24,6 +26,31 @@ def on_off_list(text: str) -> list[bool]:
             raise argparse.ArgumentTypeError(f"expected on, off or on,off, got {text!r}")
         out.append(name.lower() == "on")
     return out
+
+
+def folder(text: str) -> Path:
+    """A folder argument (--out): an empty one would quietly mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder, got an empty name")
+    return Path(text)
+
+
+def bounded(kind: type, low: float, high: float):
+    """An argparse type: an int or a finite float in [low, high] (documented in the option's
+    help); anything else is a one-line usage error, exit 2."""
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text[:40]}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def add_case_selection(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 NAME = "compare"
@@ -21,13 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from harness.analysis.compare import compare
+    from harness.core.store import json_text
     from harness.present.compare import render_html, render_md
     from harness.present.html import html_page
 
     results = compare(args.runs) if len(args.runs) > 1 or not args.published else []
     published = _published(args.runs) if args.published else []
     if args.format == "json":
-        print(json.dumps(results + published, indent=1))
+        print(json_text(results + published, indent=1))
     elif args.format == "html":
         from harness.present.published import render_html as published_html
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
+
+from harness.commands.common import bounded, folder
 
 NAME = "import"
 HELP = "turn nccl-tests, mamf-finder, BabelStream or nvbandwidth output into a run folder of rows"
@@ -23,26 +24,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("logfile", type=Path, metavar="FILE",
                    help="nccl-tests log or -J JSON; mamf-finder log; BabelStream --csv output or "
                         "table; nvbandwidth -j JSON")
-    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
+    p.add_argument("--out", type=folder, default=Path("results"), help="results folder (default results/)")
     p.add_argument("--collective", help="nccl-tests: all_reduce, all_gather, reduce_scatter, alltoall, "
                    "broadcast, reduce or sendrecv (default: from the log, else the file name)")
-    p.add_argument("--nranks", type=int, help="nccl-tests: number of ranks, when the log has no `# Rank` lines")
+    p.add_argument("--nranks", type=bounded(int, 1, 1_000_000),
+                   help="nccl-tests: number of ranks, 1..1000000, when the log has no `# Rank` lines")
 
 
 def main(args: argparse.Namespace) -> int:
     from harness.core.errors import UsageError
     from harness.core.store import RunStore, git_info, make_run_id, now_iso
 
-    try:
-        data = args.logfile.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {args.logfile}: {exc.strerror or exc}") from None
-    text = data.decode("utf-8", errors="replace")
-    source = {"tool": args.kind, "file": str(args.logfile), "sha256": hashlib.sha256(data).hexdigest()}
     if args.kind != "nccl-tests" and (args.collective or args.nranks is not None):
         raise UsageError("--collective and --nranks are nccl-tests' options")
-    imported = _IMPORTERS[args.kind](text, args)
-    meta = {"argv": sys.argv[1:],
+    digest = hashlib.sha256()
+    try:
+        with open(args.logfile, "rb") as f:
+            # nccl-tests logs can be hundreds of MB: read a line at a time; the others are small.
+            text = _lines(f, digest) if args.kind == "nccl-tests" else _whole(f, digest)
+            imported = _IMPORTERS[args.kind](text, args)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.logfile}: {exc.strerror or exc}") from None
+    source = {"tool": args.kind, "file": str(args.logfile), "sha256": digest.hexdigest()}
+    meta = {"argv": args.argv,
             "imported_from": {**source, "version": imported["version"], "header": imported["header"]},
             "git": git_info(), "started_at": now_iso(), "finished_at": now_iso(),
             "device": {"backend": args.kind, "host": imported["host"] or "not recorded in the file",
@@ -50,12 +54,13 @@ def main(args: argparse.Namespace) -> int:
                        "count": imported["count"]}}
     if imported.get("distributed"):
         meta["distributed"] = imported["distributed"]
-    store = RunStore.create(args.out, make_run_id(imported["host"] or "unknown", args.kind.replace("-", "")), meta)
-    rows = imported["rows"](store.meta["run_id"], source)
-    for row in rows:
-        store.append(row)
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
-    store.write_meta(status="complete", counts=counts, n_cases=len(rows))
+    run_id = make_run_id(imported["host"] or "unknown", args.kind.replace("-", ""))
+    with RunStore.create(args.out, run_id, meta) as store:  # locked while written
+        rows = imported["rows"](store.meta["run_id"], source)
+        for row in rows:
+            store.append(row)
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
+        store.write_meta(status="complete", counts=counts, n_cases=len(rows))
     print(f"imported {len(rows)} rows ({imported['what']}) into {store.dir}")
     return 1 if counts["failed"] else 0
 
@@ -66,8 +71,6 @@ def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
     from harness.core.flops import BUSBW_FACTORS
 
     where = str(args.logfile)
-    if args.nranks is not None and args.nranks < 1:
-        raise UsageError(f"--nranks {args.nranks}: must be >= 1")
     tables = nccl_tests.parse_tables(text, args.collective, where=where)
     by_name = nccl_tests.collective_from_name(where)
     for t in tables:
@@ -127,3 +130,16 @@ def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
 
 _IMPORTERS = {"nccl-tests": _nccl_tests, "mamf-finder": _mamf_finder, "babelstream": _babelstream,
               "nvbandwidth": _nvbandwidth}
+
+
+def _lines(f, digest):
+    """The file's lines as text (undecodable bytes replaced), hashing them as they pass."""
+    for raw in f:
+        digest.update(raw)
+        yield raw.decode("utf-8", errors="replace")
+
+
+def _whole(f, digest) -> str:
+    data = f.read()
+    digest.update(data)
+    return data.decode("utf-8", errors="replace")

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from harness.analysis.perfmodel import goodput, predict, profile, step
+from harness.commands.common import bounded
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.store import read_meta
@@ -23,22 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="405b", metavar="PRESET_OR_FILE",
                         help=f"preset ({', '.join(step.PRESETS)}) or a Hugging Face config.json / TOML "
                              "model file (default 405b)")
-    parser.add_argument("--gpus", type=int, default=16384, help="GPUs in the job (default 16384)")
-    parser.add_argument("--tp", type=int, default=8)
-    parser.add_argument("--pp", type=int, default=16)
-    parser.add_argument("--cp", type=int, default=1)
-    parser.add_argument("--vpp", type=int, default=1, help="interleaved virtual pipeline stages per GPU")
-    parser.add_argument("--first-last-layers", type=int, default=0, metavar="N",
-                        help="layers on the first and on the last pipeline stage (default: even, or one "
+    parser.add_argument("--gpus", type=bounded(int, 1, 1e8), default=16384,
+                        help="GPUs in the job, 1..1e8 (default 16384)")
+    parser.add_argument("--tp", type=bounded(int, 1, 1024), default=8, help="tensor parallel, 1..1024 (default 8)")
+    parser.add_argument("--pp", type=bounded(int, 1, 1024), default=16, help="pipeline stages, 1..1024 (default 16)")
+    parser.add_argument("--cp", type=bounded(int, 1, 1024), default=1, help="context parallel, 1..1024 (default 1)")
+    parser.add_argument("--vpp", type=bounded(int, 1, 1024), default=1,
+                        help="interleaved virtual pipeline stages per GPU, 1..1024 (default 1)")
+    parser.add_argument("--first-last-layers", type=bounded(int, 0, 100_000), default=0, metavar="N",
+                        help="layers on the first and on the last pipeline stage (default 0: even, or one "
                              "fewer than the others where that makes the layers divide, as Llama 3)")
-    parser.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
-    parser.add_argument("--seq", type=int, default=8192, help="sequence length")
-    parser.add_argument("--batch-tokens", type=int, default=16 * 2**20, help="global batch in tokens (16M)")
-    parser.add_argument("--zero", type=int, default=2,
+    parser.add_argument("--micro-batch", type=bounded(int, 1, 2**16), default=1,
+                        help="sequences per micro-batch, 1..65536 (default 1)")
+    parser.add_argument("--seq", type=bounded(int, 1, 2**27), default=8192, help="sequence length, 1..2^27 (default 8192)")
+    parser.add_argument("--batch-tokens", type=bounded(int, 1, 2**40), default=16 * 2**20,
+                        help="global batch in tokens, 1..2^40 (default 16M)")
+    parser.add_argument("--zero", type=bounded(int, 0, 3), default=2,
                         help="0 none, 1 distributed optimizer (sharded over DP x CP), 2 +grads, 3 +params (FSDP); "
                              "default 2, Llama 3's (the default layout is its Table 4 405B one)")
     parser.add_argument("--recompute", default="none", choices=step.RECOMPUTE,
-                        help="selective = Megatron's core-attention recompute; full = whole layers")
+                        help="none (default); selective = Megatron's core-attention recompute; full = whole layers")
     parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS)
     parser.add_argument("--attention", default="flash", choices=step.ATTENTION,
                         help="flash (the generation's kernel), fa2 (FlashAttention-2), unfused (pre-2022 stacks)")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.analysis import cost, onerun, projection
+from harness.commands.common import bounded
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.present.projection import render_generations, render_projection
@@ -33,28 +34,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scale = parser.add_argument_group("scale")
     scale.add_argument("--power", action="append", metavar="P",
                        help="facility power, repeatable or comma-separated: 1GW, 500MW, 750kW, 1e9 "
-                            "(default: 1GW and 10GW)")
+                            "(watts); up to 1 PW and enough for one accelerator (default: 1GW and 10GW)")
     scale.add_argument("--accelerators", type=float, metavar="N",
-                       help="fixed-cluster mode: N accelerators instead of a power budget")
+                       help="fixed-cluster mode: N accelerators instead of a power budget, 1..1e9")
     scale.add_argument("--days", type=float, default=None,
-                       help=f"run length in days (default: {projection.DEFAULT_DAYS:g} for the site's "
-                            f"aggregate, {onerun.DEFAULT_DAYS:g} for the largest single run)")
+                       help=f"run length in days, (0, 36500] (default: {projection.DEFAULT_DAYS:g} for the "
+                            f"site's aggregate, {onerun.DEFAULT_DAYS:g} for the largest single run)")
     model = parser.add_argument_group("assumptions (defaults and sources: see the output)")
     model.add_argument("--dtype", default="bf16", choices=specs.DTYPES, help="training dtype (default bf16)")
-    model.add_argument("--pue", help=f"facility / IT energy, >= 1: {_RANGE} "
+    model.add_argument("--pue", help=f"facility / IT energy, [1, 5]: {_RANGE} "
                                      f"(default {projection.DEFAULT_PUE})")
     model.add_argument("--mfu", help=f"model FLOP utilisation, (0, 1]: {_RANGE} "
                                      f"(default {projection.DEFAULT_MFU})")
     model.add_argument("--goodput", help=f"productive share of wall time, (0, 1]: {_RANGE} "
                                          f"(default {projection.DEFAULT_GOODPUT})")
-    model.add_argument("--network-w", help=f"scale-out network W per accelerator: {_RANGE} "
+    model.add_argument("--network-w", help=f"scale-out network W per accelerator, [0, 10000]: {_RANGE} "
                                            f"(default {projection.DEFAULT_NETWORK_W})")
-    model.add_argument("--samples", type=int, default=projection.DEFAULT_SAMPLES, help="Monte Carlo samples")
-    model.add_argument("--seed", type=int, default=projection.DEFAULT_SEED, help="Monte Carlo seed")
+    model.add_argument("--samples", type=int, default=projection.DEFAULT_SAMPLES, help="Monte Carlo samples, 1..1e7")
+    model.add_argument("--seed", type=int, default=projection.DEFAULT_SEED, help="Monte Carlo seed, 0..2^32-1")
     model.add_argument("--model", dest="perf_model", metavar="PRESET",
                        help="predict MFU and goodput with `gwbench model` (fastest fitting layout of "
                             "this preset on --job-gpus GPUs) instead of the defaults, e.g. 405b")
-    model.add_argument("--job-gpus", type=int, default=16384, help="GPUs per training job for --model")
+    model.add_argument("--job-gpus", type=bounded(int, 1, 1e8), default=16384,
+                       help="GPUs per training job for --model, 1..1e8")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
     parser.add_argument("--format", choices=("text", "md", "json"), default="text")
     _add_one_run_arguments(parser)

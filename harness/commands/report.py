@@ -40,6 +40,7 @@ def _with_published(text: str, meta: dict, rows: list[dict], fmt: str) -> str:
 
     from harness.analysis.published import beside
     from harness.core.errors import UsageError
+    from harness.core.store import json_text
     from harness.present import published
 
     result = beside(meta, rows)
@@ -48,5 +49,5 @@ def _with_published(text: str, meta: dict, rows: list[dict], fmt: str) -> str:
     if fmt == "html":
         return text.replace("</body>", published.render_html(result) + "\n</body>", 1)
     if fmt == "json":
-        return json.dumps(json.loads(text) | {"published": result}, indent=1, sort_keys=True)
+        return json_text(json.loads(text) | {"published": result}, indent=1, sort_keys=True)
     raise UsageError(f"--published goes with --format md, html or json, not {fmt}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.common import add_case_selection, add_layer_shapes, csv_list, layer_shape_config
+from harness.commands.common import add_case_selection, add_layer_shapes, csv_list, folder, layer_shape_config
 from harness.core.errors import UsageError
 
 NAME = "run"
@@ -15,32 +15,34 @@ HELP = "measure a suite and write OUT/<run-id>/{run.json,rows.jsonl}"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_case_selection(p)
-    p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results/)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="finish an interrupted run")
+    p.add_argument("--out", type=folder, default=Path("results"), help="results folder (default results/)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="finish an interrupted run with its own options and world (one writer at a time)")
     p.add_argument("--data", default="randn", help="GEMM input distribution: randn (default) or zeros")
-    p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case (ms)")
-    p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case (ms)")
+    p.add_argument("--warmup-ms", type=float, default=25.0, help="warm-up budget per case, ms, [0, 60000] (default 25)")
+    p.add_argument("--rep-ms", type=float, default=100.0, help="timed budget per case, ms, (0, 600000] (default 100)")
     p.add_argument("--sustain", type=float, default=None, metavar="SECONDS",
-                   help="sustained window for power cases (default 5 s on a GPU with power readings; 0 = off)")
+                   help="sustained window for power cases, [0, 3600] s (default 5 s on a GPU with power readings; 0 = off)")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="SECONDS",
-                   help="pause after each sustained case")
+                   help="pause after each sustained case, [0, 3600] s")
     p.add_argument("--telemetry", default="auto", help="auto (default), nvml, rapl or none")
-    p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate")
+    p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate, Hz, (0, 10000] (default 100)")
     p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
-                   help="idle power sampled at the start of the run (0 = skip)")
+                   help="idle power sampled at the start of the run, [0, 600] s (0 = skip)")
     p.add_argument("--no-projection", action="store_true", help="skip the 1 GW / 10 GW projection")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="start N local ranks (one per GPU) for the collectives; under torchrun/srun "
+                   help="start N local ranks (one per GPU), 1..1024, for the collectives; under torchrun/srun "
                         "the launch's ranks are joined instead")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
-                   help="how long a rank waits for the others (joining, each collective) before failing")
+                   help="how long a rank waits for the others (joining, each collective) before failing, "
+                        "(0, 86400] s (default 300)")
     p.add_argument("--attn-backend", dest="attn_backends", type=csv_list, default=None, metavar="NAME[,NAME]",
                    help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
                         "sdpa-math, sdpa-default, flash_attn, flash_attn3")
     p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
                    help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
     p.add_argument("--iters", type=int, metavar="N",
-                   help="collectives: timed back-to-back calls per trial (nccl-tests -n; default 20)")
+                   help="collectives: timed back-to-back calls per trial, 1..100000 (nccl-tests -n; default 20)")
     add_layer_shapes(p)
     p.add_argument("--warmup-iters", type=int, metavar="N",
                    help="collectives: untimed calls before each size (nccl-tests -w; default 1, "
@@ -64,15 +66,17 @@ def main(args: argparse.Namespace) -> int:
     from harness.present.projection import print_run_projection
 
     cfg = config(args)  # imports torch: the ranks start ~2.5 s later, but a bad argument is said once
-    if args.nproc > 1 and dist.launched_env() is None:
-        if args.resume is not None:
-            raise UsageError("--resume of a multi-rank run is not supported: start a new run")
+    nproc = args.nproc
+    if args.resume is not None:  # the run's own options (a differing one given here is refused)
+        cfg = runner.resume_config(args.resume, given_options(args))
+        nproc = cfg.nproc
+    if nproc > 1 and dist.launched_env() is None:
         # The parent checks the configuration once (dist.preflight), so a bad argument is
         # one line, not one per rank; the ranks build the same configuration from this argv.
-        return dist.launch(args.nproc, dist.strip_nproc(sys.argv[1:]), args.dist_timeout, cfg)
+        return dist.launch(nproc, dist.strip_nproc(args.argv), cfg.dist_timeout_s, cfg)
 
     try:
-        code, store = runner.run(cfg, args.out, sys.argv[1:], resume=args.resume)
+        code, store = runner.run(cfg, args.out, args.argv, resume=args.resume)
     except dist.PeerLost as exc:
         print(f"gwbench: error: {exc}", file=sys.stderr)
         return runner.EXIT_FAILED
@@ -98,6 +102,28 @@ def main(args: argparse.Namespace) -> int:
     else:
         print_next_steps(store.dir, console)
     return code
+
+
+# RunConfig field -> the flag that sets it, for the options --resume takes from the run itself.
+FLAGS = {"suite": "--suite", "only": "--only", "device": "--device", "dtypes": "--dtype",
+         "search": "--search", "m_range": "--m-range", "n_range": "--n-range", "k_range": "--k-range",
+         "data": "--data", "warmup_ms": "--warmup-ms", "rep_ms": "--rep-ms", "sustain_s": "--sustain",
+         "cooldown_s": "--cooldown", "telemetry": "--telemetry", "sample_hz": "--sample-hz",
+         "idle_s": "--idle", "nproc": "--nproc", "dist_timeout_s": "--dist-timeout",
+         "coll_sizes": "--sizes", "coll_iters": "--iters", "attn_backends": "--attn-backend"}
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The run options given on this command line (those differing from their defaults):
+    RunConfig field -> (flag, value)."""
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    ours, default = vars(config(args)), vars(config(defaults.parse_args([])))
+    given = {k: (FLAGS.get(k, k), v) for k, v in ours.items() if v != default[k]}
+    if args.out != defaults.get_default("out") and args.resume is not None \
+            and Path(args.out).resolve() != Path(args.resume).resolve().parent:
+        raise UsageError(f"--out {args.out}: a resumed run is written in its own folder, {args.resume}")
+    return given
 
 
 def config(args: argparse.Namespace):
@@ -131,9 +157,9 @@ def write_projection(store) -> dict | None:
     """The 1 GW / 10 GW projection of the finished run, written beside its rows
     (projection.json, projection.md); the result, for the terminal, or None when it failed
     (the reason is printed: the run's rows are safe either way)."""
-    import json
 
     from harness.analysis.projection import project_measured_run
+    from harness.core.store import json_text
     from harness.present.projection import render_run_projection
 
     try:
@@ -143,7 +169,7 @@ def write_projection(store) -> dict | None:
         print(f"projection failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
     try:
-        store.write_text("projection.json", json.dumps(result, indent=2) + "\n")
+        store.write_text("projection.json", json_text(result, indent=2) + "\n")
         store.write_text("projection.md", text + "\n")
     except OSError as exc:
         print(f"gwbench: warning: could not write projection files: {exc}", file=sys.stderr)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from harness.core import specs
+from harness.core.store import json_text
 from harness.present.specs import describe, overview, sources_for
 
 NAME = "specs"
@@ -30,11 +30,11 @@ def main(args: argparse.Namespace) -> int:
     if args.name:
         entry = table.find(args.name)
         if args.format == "json":
-            out = json.dumps(entry.to_dict(), indent=2)
+            out = json_text(entry.to_dict(), indent=2)
         else:
             out = describe(entry, args.format)
     elif args.format == "json":
-        out = json.dumps({"path": table.path,
+        out = json_text({"path": table.path,
                           "accelerators": [a.to_dict() for a in table.accelerators.values()],
                           "systems": [s.to_dict() for s in table.systems.values()]}, indent=2)
     else:

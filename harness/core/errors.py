@@ -1,7 +1,29 @@
-"""Exceptions that the CLI turns into one-line messages and exit codes."""
+"""Exceptions that the CLI turns into one-line messages and exit codes, and the text helpers that
+keep such a line one line: printable, and short."""
+
+import re
+
+MESSAGE_LIMIT = 500  # characters of one error or warning line (a 50 MB log line is not echoed)
+
+# C0 and C1 control characters (ESC starts a terminal escape sequence), DEL, the Unicode
+# bidirectional overrides and isolates that reorder what a terminal or an editor shows, and lone
+# surrogates (JSON's "\\ud800" decodes to one; no encoder can write it).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
-def one_line(exc: BaseException, limit: int = 500) -> str:
+def printable(text: str) -> str:
+    """`text` with every control character written out (`\\x1b`, `\\u202e`): no escape sequence
+    from a results file or an argument reaches a terminal, a Markdown file or a CSV cell."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() != "\n" else "\\n", text)
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """One printable line of at most `limit` characters, marked where it was cut."""
+    text = printable(" ".join(str(text).split("\n")))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def one_line(exc: BaseException, limit: int = MESSAGE_LIMIT) -> str:
     """The first line of an exception's message (or its type), cut to `limit`: rows, run.json
     and stderr hold one line per error, whatever a library put in its message."""
     text = str(exc).strip().splitlines()
@@ -10,6 +32,22 @@ def one_line(exc: BaseException, limit: int = 500) -> str:
 
 class UsageError(Exception):
     """Bad input from the user: the CLI prints `gwbench: error: <msg>` and exits 2."""
+
+
+class StorageError(OSError):
+    """The file system refused a read or write gwbench needs (disk full, read-only, I/O error,
+    a file deleted under a running run): the CLI prints one line naming the path and the OS
+    error and exits 1; every row written before stays, and `--resume` can finish the run.
+
+    An OSError, so code that tolerates a failed optional write (`except OSError`) still does."""
+
+
+def storage_error(path, exc: OSError, doing: str = "cannot write") -> StorageError:
+    """A StorageError naming `path` and the OS's reason (`[Errno 28] No space left on device`)."""
+    reason = f"{exc.strerror} (errno {exc.errno})" if exc.strerror else str(exc)
+    err = StorageError(f"{path}: {doing}: {reason}")
+    err.errno = exc.errno
+    return err
 
 
 class SkipCase(Exception):

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.core.cases import Case
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, clip, printable
 from harness.core.flops import gbps, tflops
 from harness.core.result import Check, Outcome
 from harness.core.stats import STAT_FIELDS, STATISTICS, short_window, slowdown, summarize
@@ -191,27 +191,79 @@ def tag_rank(row: dict, host: str, rank: int, local_rank: int) -> dict:
 # ------------------------------------------------------------------ reading rows back
 
 
+REQUIRED = ("case_id", "family", "op", "dtype", "status")  # identity and outcome: every row has them
+MAX_DEPTH = 32  # nesting of objects and arrays in a row or run.json (gwbench writes at most 4)
+MAX_INT = 2**63  # integers beyond are no count gwbench writes (and overflow float())
+
+
 def validate(row: Any, where: str) -> dict:
     """`row` if its declared fields have their declared types, else UsageError naming `where`
-    and the field. The one check every reader goes through (core/store.py)."""
+    and the field. The one check every reader goes through (core/store.py): after it, readers
+    may index the required fields, trust each declared field's type, and find no nesting
+    deeper than MAX_DEPTH, no integer beyond MAX_INT, and no NaN or infinity (read as null,
+    as gwbench stores them)."""
     if not isinstance(row, dict):
         raise UsageError(f"{where}: not a gwbench row (a JSON object is expected)")
-    for key in ("case_id", "status"):
+    for key in REQUIRED:
         if key not in row:
             raise UsageError(f"{where}: not a gwbench row (no {key})")
     if row.get("schema_version") != SCHEMA_VERSION:
-        raise UsageError(f"{where}: schema version {row.get('schema_version')!r} is not supported "
+        raise UsageError(f"{where}: schema version {_short(row.get('schema_version'))} is not supported "
                          f"by this gwbench (reads version {SCHEMA_VERSION}); use the gwbench that wrote it")
     for key, (types, _) in FIELDS.items():
         if key in row and not _is(row[key], types):
             raise UsageError(f"{where}: field {key!r} holds {type(row[key]).__name__}, "
                              f"expected {' or '.join(_type_name(t) for t in types)}")
     if row["status"] not in ROW_STATUSES:
-        raise UsageError(f"{where}: status {row['status']!r} is not one of {', '.join(ROW_STATUSES)}")
+        raise UsageError(f"{where}: status {_short(row['status'])} is not one of {', '.join(ROW_STATUSES)}")
     samples = row.get("samples_s")
-    if samples is not None and not all(_is(x, _NUM + (type(None),)) for x in samples):
+    if samples is not None and not all(type(x) in _SAMPLE_TYPES for x in samples):
         raise UsageError(f"{where}: samples_s holds a value that is not a number")
+    check_values(row, where)
     return row
+
+
+_SAMPLE_TYPES = frozenset({int, float, type(None)})
+
+
+def check_values(value: Any, where: str) -> None:
+    """Walk a row or run.json read from disk, once: nesting within MAX_DEPTH, integers within
+    MAX_INT (UsageError otherwise); a NaN or infinity (`1e999`) becomes null in place."""
+    stack = [(value, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            raise UsageError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        for k, v in (obj.items() if type(obj) is dict else enumerate(obj)):
+            t = type(v)
+            if t is float:
+                if v - v != 0:  # inf - inf and nan - nan are nan
+                    obj[k] = None
+            elif t is int:
+                if not -MAX_INT <= v <= MAX_INT:
+                    raise UsageError(f"{where}: integer out of range ({len(str(abs(v)))} digits)")
+            elif t is dict or t is list:
+                stack.append((v, depth + 1))
+
+
+def printable_strings(value: Any, where: str) -> Any:
+    """`value` with every string (keys too) passed through core/errors.printable: a control
+    character in a results file (a terminal escape, a bidi override) is shown, never obeyed."""
+    def walk(v: Any, depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            raise UsageError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if type(v) is str:
+            return printable(v)
+        if type(v) is dict:
+            return {printable(k): walk(x, depth + 1) for k, x in v.items()}
+        if type(v) is list:
+            return [walk(x, depth + 1) for x in v]
+        return v
+    return walk(value, 0)
+
+
+def _short(value: Any) -> str:
+    return clip(repr(value), 60)
 
 
 def _is(value: Any, types: tuple[type, ...]) -> bool:

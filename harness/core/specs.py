@@ -201,7 +201,12 @@ def _load_cached(path: str) -> HardwareTable:
         raise UsageError(f"cannot read hardware table {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{p}: not valid TOML: {' '.join(str(exc).split())}") from None
-    return _parse(raw, str(p))
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise UsageError(f"{p}: not a hardware table (nested too deeply)") from None
+    try:
+        return _parse(raw, str(p))
+    except RecursionError:
+        raise UsageError(f"{p}: not a hardware table (nested too deeply)") from None
 
 
 def load(path: str | Path | None = None) -> HardwareTable:

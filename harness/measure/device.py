@@ -177,7 +177,7 @@ def resolve(requested: str = "auto") -> Device:
     index = 0
     if req.startswith("cuda:"):
         req, _, idx = req.partition(":")
-        if not idx.isdigit():
+        if not (idx.isascii() and idx.isdigit()):  # "²" is a digit to str.isdigit, not to int()
             raise UsageError(f"bad device {requested!r}: expected cuda:N")
         index = int(idx)
     if req not in ("auto", "cuda", "cpu"):

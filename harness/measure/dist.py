@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -71,6 +72,20 @@ def launched_env(environ=os.environ) -> dict | None:
             "master": f"{environ.get('MASTER_ADDR', '?')}:{environ.get('MASTER_PORT', '?')}"}
 
 
+NPROC_ENV = "GWBENCH_NPROC"  # set by launch() for its ranks: the world --nproc started
+
+
+def launched_nproc(environ=os.environ) -> int | None:
+    """N when this process is a rank that `gwbench run --nproc N` started, else None (a world
+    of one, or a torchrun/srun launch, which only that launcher can restart)."""
+    try:
+        n = int(environ.get(NPROC_ENV, ""))
+    except ValueError:
+        return None
+    env = launched_env(environ)
+    return n if env is not None and env["world_size"] == n else None
+
+
 def rank_device(requested: str, env: dict | None, environ=os.environ) -> str:
     """Under a launch each rank takes GPU LOCAL_RANK (`auto`/`cuda`); cpu stays cpu.
 
@@ -100,7 +115,7 @@ def rank_device(requested: str, env: dict | None, environ=os.environ) -> str:
     return f"cuda:{env['local_rank']}"
 
 
-_GPU_REQUEST = re.compile(r"auto|cuda(:\d+)?")
+_GPU_REQUEST = re.compile(r"auto|cuda(:[0-9]+)?")
 
 
 def visible_gpus() -> int:
@@ -340,38 +355,77 @@ def preflight(cfg, nproc: int) -> None:
 def launch(nproc: int, argv: list[str], timeout_s: float, cfg) -> int:
     """Start `nproc` local ranks of `python -m harness <argv>`; rank 0 prints, the rest are quiet.
 
-    The arguments are checked first (preflight). When one rank fails the others get the
-    timeout to notice (they fail with PeerLost), then are stopped; the exit code is rank 0's,
-    or the first non-zero one.
+    The arguments are checked first (preflight). The ranks share a process group of their own:
+    SIGINT or SIGTERM to this launcher (a terminal's Ctrl-C reaches only it) is forwarded to
+    that group once, the ranks record `interrupted`, and the launcher exits 130. A rank's usage
+    error (exit 2, e.g. the run folder's lock is held) stops the others at once; when another
+    rank fails they get the timeout to notice (they fail with PeerLost), then are stopped; the
+    exit code is rank 0's, or the first non-zero one.
     """
     preflight(cfg, nproc)
     port = free_port()
-    procs = []
-    for rank in range(nproc):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
-                   LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   GROUP_RANK="0", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-        stdout = None if rank == 0 else subprocess.DEVNULL
-        procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env, stdout=stdout))
+    procs: list[subprocess.Popen] = []
+    signalled: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: signalled.append(signum))
+           for s in (signal.SIGINT, signal.SIGTERM)}
     codes: dict[int, int] = {}
-    deadline = None
     try:
-        while len(codes) < nproc:
+        for rank in range(nproc):
+            if signalled:
+                break
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc),
+                       LOCAL_WORLD_SIZE=str(nproc), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       GROUP_RANK="0", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"),
+                       **{NPROC_ENV: str(nproc)})
+            stdout = None if rank == 0 else subprocess.DEVNULL
+            procs.append(subprocess.Popen([sys.executable, "-m", "harness", *argv], env=env, stdout=stdout,
+                                          process_group=procs[0].pid if procs else 0))
+        deadline, forwarded = None, False
+        while len(codes) < len(procs):
+            if signalled and not forwarded:  # forwarded from here, not the handler: no race with Popen
+                _signal_ranks(procs, signalled[0])
+                forwarded = True
+                # A rank blocked in a collective notices when it returns (or times out).
+                deadline = time.monotonic() + min(timeout_s, 60) + 15
+            if len(signalled) > 1:  # asked twice: stop now
+                deadline = time.monotonic()
             for i, p in enumerate(procs):
                 if i not in codes and p.poll() is not None:
                     codes[i] = p.returncode
-                    if p.returncode not in (0, 1) and deadline is None:
-                        deadline = time.monotonic() + timeout_s + 15
+                    if p.returncode == 2 and not forwarded:  # a usage error: the others cannot go on
+                        _signal_ranks(procs, signal.SIGTERM)
+                        forwarded = True
+                        deadline = time.monotonic() + 15
+                    if (p.returncode not in (0, 1) or i == 0) and deadline is None:
+                        # Every case gathers to rank 0: without it the others can only time out.
+                        deadline = time.monotonic() + (15 if i == 0 else timeout_s + 15)
             if deadline is not None and time.monotonic() > deadline:
                 for i, p in enumerate(procs):
                     if i not in codes:
-                        p.terminate()
+                        p.kill()
                         codes[i] = p.wait()
-                        print(f"gwbench: rank {i} stopped: it did not finish after another rank failed",
-                              file=sys.stderr)
+                        print(f"gwbench: rank {i} stopped: it did not finish after another rank "
+                              "failed or the run was interrupted", file=sys.stderr)
             time.sleep(0.05)
-    except KeyboardInterrupt:
-        for p in procs:
-            p.wait()
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for p in procs:  # only when this function itself fails: no rank outlives its launcher
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if signalled:
         return 130
+    if 2 in codes.values():
+        return 2
     return codes[0] if codes[0] != 0 else next((c for c in codes.values() if c), 0)
+
+
+def _signal_ranks(procs: list[subprocess.Popen], signum: int) -> None:
+    """`signum` to the ranks' process group (they share the first rank's)."""
+    if not procs:
+        return
+    try:
+        os.killpg(procs[0].pid, signum)
+    except ProcessLookupError:  # every rank has exited already
+        pass

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.analysis.compare import ALPHA, MARKS, MIN_CHANGE, SYMBOL
+from harness.present.escape import md
 from harness.present.html import esc
 
 
@@ -18,9 +19,6 @@ def _fig(v: float | None) -> str:
 
 
 def render_md(result: Mapping[str, Any], show_same: bool = True) -> str:
-    def md(s: Any) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
     a, b = result["a"], result["b"]
     lines = [f"## {md(b['run_id'])} vs baseline {md(a['run_id'])}", "",
              f"- A: {md(a['device'])}; B: {md(b['device'])}" +

@@ -9,6 +9,7 @@ Spec ceilings come from the hardware table (harness/specs.py), never from litera
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from harness.core.flops import STREAM_WORDS  # noqa: E402
 from harness.analysis.peaks import peak_for, spec_for  # noqa: E402
 from harness.core.row import busbw_gbps, number, params  # noqa: E402
+from harness.core.store import write_atomic  # noqa: E402
 
 FORMATS = ("png", "svg")
 PNG_DPI = 160  # twice the layout's 80 dpi: sharp on high-density screens
@@ -38,8 +40,10 @@ def _save(fig, stem: Path, formats: Sequence[str]) -> list[Path]:
         p = stem.with_suffix(f".{f}")
         # Fixed margins rather than bbox_inches="tight", which draws every figure twice: publish
         # draws hundreds of them.
-        fig.savefig(p, format=f, metadata={"Date": None} if f == "svg" else None,
+        buf = io.BytesIO()  # written by write_atomic: never through a link planted at `p`
+        fig.savefig(buf, format=f, metadata={"Date": None} if f == "svg" else None,
                     dpi=PNG_DPI if f == "png" else None)
+        write_atomic(p, buf.getvalue())
         out.append(p)
     plt.close(fig)
     return out
@@ -215,6 +219,8 @@ def read_trace(path: Path) -> dict[str, list[tuple[float, float]]]:
     """A run's power.csv (telemetry.start_run_trace: t_s, device, power_w, clock_sm_mhz, temp_c)
     -> device -> [(t_s, power_w)]; unreadable or empty -> {}."""
     out: dict[str, list] = {}
+    if Path(path).is_symlink() or not Path(path).is_file():  # no link out of the run folder, no FIFO
+        return out
     try:
         with open(path, newline="", encoding="utf-8") as f:
             for rec in csv.DictReader(f):

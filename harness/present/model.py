@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from harness.core.store import json_text
 from harness.present.tables import format_table
 
 
 def render(d: dict[str, Any], fmt: str = "md") -> str:
     if fmt == "json":
-        return json.dumps(d, indent=2)
+        return json_text(d, indent=2)
     r, prof, lay = d["result"], d["profile"], d["result"]["layout"]
     m = d["mfu_range"]
     lines = [f"# gwbench model — {d['model']} ({d['params'] / 1e9:.0f}B params, "
@@ -78,7 +78,7 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
 def render_backtest(d: dict[str, Any], fmt: str = "md") -> str:
     """`gwbench model --backtest`: the table, the fit, the held-out half and all."""
     if fmt == "json":
-        return json.dumps(d, indent=2)
+        return json_text(d, indent=2)
     tfmt = "md" if fmt == "md" else "text"
     scored = [r for r in d["rows"] if r["status"] == "scored"]
     flagged = [r for r in d["rows"] if r["status"] == "flagged"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness.core.row import busbw_gbps, memory_bytes, number, params
 from harness.present.tables import fit_columns
@@ -66,7 +67,7 @@ class Progress:
                              count=f"{self.n}/{self.total}")
         else:
             self.console.print(f"[{self.n}/{self.total}] {row['status']:7s} {row['case_id']} "
-                               f"{_figure(row)}", highlight=False, soft_wrap=True)
+                               f"{_figure(row)}", highlight=False, soft_wrap=True, markup=False)
 
     def _label_width(self) -> int:
         return max(20, self.console.width - 45)  # bar, counts, elapsed and ETA take ~45 columns
@@ -174,7 +175,7 @@ def summary_table(rows: list[dict], width: int = 160, limit: int = 60) -> Table:
     for j in keep:
         table.add_column(headers[j], justify=cols[j][1], no_wrap=True, overflow="ellipsis", width=widths[j])
     for c in cells:
-        table.add_row(*(c[j] for j in keep))
+        table.add_row(*(Text(c[j]) for j in keep))  # Text: a `[/x]` in an error is text, not markup
     if len(shown) > limit:
         table.caption = f"{limit} of {len(shown)} measured rows (failures, then best first); `gwbench report` has all"
     return table
@@ -226,11 +227,11 @@ def print_summary(rows: list[dict], run_dir, console: Console | None = None) -> 
     console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
                   highlight=False)
     for line in skipped_lines(rows):
-        console.print(f"  skipped: {line}", highlight=False, overflow="ellipsis", no_wrap=True)
+        console.print(f"  skipped: {line}", highlight=False, overflow="ellipsis", no_wrap=True, markup=False)
     note = power_note(rows)
     if note:
-        console.print(note, highlight=False, overflow="fold")
-    console.print(f"run folder: {run_dir}", highlight=False, overflow="fold")
+        console.print(note, highlight=False, overflow="fold", markup=False)
+    console.print(f"run folder: {run_dir}", highlight=False, overflow="fold", markup=False)
 
 
 def print_next_steps(run_dir, console: Console | None = None) -> None:
@@ -239,4 +240,4 @@ def print_next_steps(run_dir, console: Console | None = None) -> None:
     for cmd, what in ((f"gwbench report {run_dir}", "every row; --format md|html|csv|json"),
                       (f"gwbench publish {run_dir.parent} --out site", "a static site of every run"),
                       (f"gwbench compare {run_dir} OTHER_RUN", "case by case against another run")):
-        console.print(f"  {cmd}   ({what})", highlight=False, overflow="fold")
+        console.print(f"  {cmd}   ({what})", highlight=False, overflow="fold", markup=False)

@@ -5,11 +5,11 @@ Rendering only: the figures are computed in analysis/projection.py and handed ov
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from harness.analysis.projection import OUTPUTS, SCALE_LIMIT_FLOP, Range, format_power
+from harness.core.store import json_text
 from harness.present.tables import fmt_value, format_table, rich_table
 
 
@@ -26,7 +26,7 @@ def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[st
 
 def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
-        return json.dumps(result, indent=2)
+        return json_text(result, indent=2)
     lines, headers, rows, flags = _projection_parts(result)
     bullet = "- " if fmt == "md" else ""
     head = "\n".join(bullet + ln for ln in lines)
@@ -194,7 +194,7 @@ def _cost_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
 
 def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
     if fmt == "json":
-        return json.dumps(result, indent=2)
+        return json_text(result, indent=2)
     head, headers, rows, notes = _generations_parts(result)
     bullet = "- " if fmt == "md" else ""
     tail = "\n".join(bullet + n for n in notes)

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,12 @@ from typing import Any
 from harness.analysis import projection
 from harness.analysis.compare import compare_runs
 from harness.analysis.peaks import peak_for, spec_for
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, clip
 from harness.core.flops import STREAM_WORDS
 from harness.core.row import busbw_gbps, number
-from harness.core.store import RUN_FILE, load_run
+from harness.core.store import RUN_FILE, load_run, write_atomic
 from harness.present.compare import render_html as compare_html
+from harness.present.escape import md, relative_link
 from harness.present.html import esc, html_page
 from harness.present.projection import summary_lines
 from harness.present.report import render_html_body
@@ -63,9 +65,10 @@ class Run:
         return d.get("count")
 
 
-def load_runs(results: Path) -> list[Run]:
-    """Every run folder under `results` (or `results` itself), oldest first. Unreadable folders
-    are skipped with a warning; none at all is a UsageError."""
+def load_runs(results: Path, keep_serials: bool = False) -> list[Run]:
+    """Every run folder under `results` (or `results` itself), oldest first. A folder that
+    cannot be read is skipped with one warning line naming the file (and line) at fault; none
+    at all is a UsageError. GPU serial numbers and UUIDs are left out unless `keep_serials`."""
     results = Path(results)
     if not results.is_dir():
         raise UsageError(f"{results}: no such results folder")
@@ -75,14 +78,37 @@ def load_runs(results: Path) -> list[Run]:
     for d in dirs:
         try:
             meta, rows = load_run(d)
-        except UsageError as exc:
-            print(f"gwbench: warning: skipped {d}: {exc}", file=sys.stderr)
+        except (UsageError, OSError) as exc:  # OSError: StorageError, an unreadable folder
+            print(f"gwbench: warning: skipped {d}: {clip(str(exc))}", file=sys.stderr)
             continue
+        if not keep_serials:
+            meta, rows = withhold_serials(meta), [withhold_serials(r) for r in rows]
         runs.append(Run(d, meta, rows))
     if not runs:
         raise UsageError(f"{results}: no readable gwbench run folder in it")
     runs.sort(key=lambda r: (str(r.meta.get("started_at") or ""), r.run_id))
     return runs
+
+
+# ------------------------------------------------------------------ privacy
+
+# NVML and CUDA name a GPU by a UUID (GPU-8a7d..., MIG-...) and a board serial number: facts about
+# one physical card that a published page has no need of (`publish --keep-serials` keeps them).
+_UUID = re.compile(r"\b(?:GPU|MIG)-[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}\b")
+_SECRET_KEYS = re.compile(r"(^|_)(serial|uuid)s?($|_)", re.IGNORECASE)
+WITHHELD = "withheld (publish --keep-serials)"
+
+
+def withhold_serials(value: Any) -> Any:
+    """`value` (run.json or a row) with every serial number and UUID left out: fields named
+    serial or uuid are dropped, UUIDs inside any text replaced."""
+    if isinstance(value, dict):
+        return {k: withhold_serials(v) for k, v in value.items() if not _SECRET_KEYS.search(str(k))}
+    if isinstance(value, list):
+        return [withhold_serials(v) for v in value]
+    if isinstance(value, str) and ("GPU-" in value or "MIG-" in value):
+        return _UUID.sub(WITHHELD, value)
+    return value
 
 
 # ------------------------------------------------------------------ headline figures
@@ -178,9 +204,11 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], link_first: Se
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomically, never through a link someone placed at `path` or beside it (write_atomic)."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _run_page(run: Run, site: Path, figures: bool) -> None:
@@ -263,9 +291,9 @@ def build_site(runs: Sequence[Run], site: Path, figures: str = "latest") -> Path
     site = Path(site)
     try:
         (site / "runs").mkdir(parents=True, exist_ok=True)
-        probe = site / ".gwbench-write-probe"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".gwbench-write-probe.", dir=site)  # a fresh name: no link
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise UsageError(f"cannot write the site to {site}: {exc.strerror or exc}") from None
     latest = {r.device: r for r in runs}  # runs are oldest first: the last one per device wins
@@ -284,9 +312,6 @@ def build_site(runs: Sequence[Run], site: Path, figures: str = "latest") -> Path
 
 
 def readme_md(runs: Sequence[Run], results: Path) -> str:
-    def md(s: Any) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
-
     lines = ["# gwbench results", "", README_BEGIN, "",
              "Published runs, newest first. Per run: `run.json` (system), `rows.jsonl` (one row per case, "
              "raw samples kept). Headline figures: each run's best row at the median of its samples "
@@ -295,15 +320,12 @@ def readme_md(runs: Sequence[Run], results: Path) -> str:
              "| " + " | ".join(INDEX_HEADERS) + " |", "|" + "---|" * len(INDEX_HEADERS)]
     for run, row in zip(reversed(runs), index_rows(runs)):
         rel = os.path.relpath(run.dir, results)
-        first = f"[{md(row[0])}](<{md(rel)}/>)"
+        first = f"[{md(row[0])}]({relative_link(rel)})"
         lines.append("| " + " | ".join([first, *(md(c) for c in row[1:])]) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_readme(runs: Sequence[Run], results: Path) -> Path:
     path = Path(results) / "README.md"
-    try:
-        _write(path, readme_md(runs, Path(results)))
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    _write(path, readme_md(runs, Path(results)))
     return path

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,8 @@ from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
 from harness.core.row import (algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, per_watt,
                               rate_at, trusted_power)
+from harness.core.store import json_text
+from harness.present.escape import csv_cell, md
 from harness.present.html import esc, html_page
 from harness.present.progress import shape_text
 from harness.present.projection import summary_lines
@@ -77,7 +78,7 @@ def _num(v, fmt: str = ".4g") -> str:
 
 
 def _md_escape(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def fmt_bytes(n: Any) -> str:
@@ -517,8 +518,7 @@ def _csv_cell(v: Any) -> str:
         return str(v)
     if isinstance(v, float):
         return "" if v != v else repr(v)
-    text = str(v)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return csv_cell(str(v))  # text a spreadsheet would run as a formula is quoted (present/escape.py)
 
 
 def render_csv(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:
@@ -545,8 +545,7 @@ def render_json(meta: dict, rows: list[dict], projection: Mapping | None = None)
     tables = {fam: [{"title": p.title, "unit": p.unit, "headers": p.table()[0], "rows": p.table()[1],
                      "cells": [_cell_record(rk, ck, c) for (rk, ck), c in p.cells.items()]}
                     for p in pts] for fam, pts in pivots(meta, rows).items()}
-    return json.dumps({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True,
-                      allow_nan=False)
+    return json_text({"run": meta, "rows": rows, "pivots": tables}, indent=1, sort_keys=True)
 
 
 def _nccl_tests(meta: dict, rows: list[dict], projection: Mapping | None = None) -> str:

@@ -37,7 +37,10 @@ def overview(table: HardwareTable, fmt: str = "text") -> str:
 
 
 def _value_text(f: Figure) -> str:
-    return f"{f.value:g}" + (f" ({f.low:g}-{f.high:g})" if f.low or f.high else "")
+    if f.low is None and f.high is None:
+        return f"{f.value:g}"
+    end = lambda x: "?" if x is None else f"{x:g}"  # noqa: E731 - a range may be open on one side
+    return f"{f.value:g} ({end(f.low)}-{end(f.high)})"
 
 
 def _ratio(s: System, a: Accelerator) -> str | None:

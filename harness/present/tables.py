@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.present.escape import md
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "text") -> str:
     """A Markdown (`md`) or plain aligned (`text`) table of already-formatted cells."""
     cells = [[str(c) for c in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
     if fmt == "md":
-        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells]
+        lines = ["| " + " | ".join(md(c) for c in r) + " |" for r in cells]
         lines.insert(1, "|" + "|".join("---" for _ in headers) + "|")
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

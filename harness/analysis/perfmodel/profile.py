@@ -315,6 +315,13 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     measured, lacking = [], []
 
     gemm = [r for r in _ok(rows, "gemm") if r.get("dtype") == dtype and positive(r.get("tflops"))]
+    attn = [r for r in _ok(rows, "attention")
+            if r.get("dtype") in (dtype, None) and positive(r.get("tflops"))]
+    fastest = max(gemm + attn, key=lambda r: r["tflops"], default=None)
+    if fastest is not None and fastest["tflops"] > 1.02 * peak:  # as projection.from_run refuses
+        raise UsageError(f"{run_dir}: {fastest.get('family')} {dtype} at {fastest['tflops']:.0f} TFLOP/s "
+                         f"exceeds {acc.name}'s dense peak {peak:g}: a wrong device mapping or a broken "
+                         "timer, not a rate to model")
     points = []
     for r in gemm:
         shape = gemm_shape(r)
@@ -325,8 +332,6 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     else:
         lacking.append(f"ok {dtype} GEMM rows (family gemm)")
 
-    attn = [r for r in _ok(rows, "attention")
-            if r.get("dtype") in (dtype, None) and positive(r.get("tflops"))]
     # The fastest backend per (seq, head_dim): a training run pins the best kernel, and the
     # run also measures MATH (the reference, ~2% of peak), which must not stand for it.
     best_at: dict[tuple[int, int], float] = {}
