@@ -86,9 +86,9 @@ def add_layer_shapes(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", metavar="PRESET_OR_FILE",
                    help="measure the forward and backward GEMMs of this model's layers (a preset or a "
                         "Hugging Face config.json / TOML file) instead of the suite's GEMMs")
-    g.add_argument("--tp", type=int, default=1, help="tensor parallelism the layer shapes are split by")
-    g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch")
-    g.add_argument("--seq", type=int, default=8192, help="sequence length")
+    g.add_argument("--tp", type=int, default=1, help="tensor parallelism the layer shapes are split by (default 1)")
+    g.add_argument("--micro-batch", type=int, default=1, help="sequences per micro-batch (default 1)")
+    g.add_argument("--seq", type=int, default=8192, help="sequence length (default 8192)")
 
 
 def layer_shape_config(args: argparse.Namespace) -> dict:

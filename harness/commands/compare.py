@@ -11,7 +11,7 @@ HELP = "compare runs case by case against the first (ratios, significance, marks
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="baseline first")
-    p.add_argument("--format", choices=("md", "json", "html"), default="md")
+    p.add_argument("--format", choices=("md", "json", "html"), default="md", help="md (default), json or html")
     p.add_argument("--changed", action="store_true", help="list only cases not marked `same`")
     p.add_argument("--published", action="store_true",
                    help="also put each run beside the published figures of its GPU generation "

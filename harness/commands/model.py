@@ -44,9 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default 2, Llama 3's (the default layout is its Table 4 405B one)")
     parser.add_argument("--recompute", default="none", choices=step.RECOMPUTE,
                         help="none (default); selective = Megatron's core-attention recompute; full = whole layers")
-    parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS)
+    parser.add_argument("--precision", default="bf16", choices=step.PRECISIONS,
+                        help=f"training precision: {', '.join(step.PRECISIONS)} (default bf16)")
     parser.add_argument("--attention", default="flash", choices=step.ATTENTION,
-                        help="flash (the generation's kernel), fa2 (FlashAttention-2), unfused (pre-2022 stacks)")
+                        help="flash (default: the generation's kernel), fa2 (FlashAttention-2), unfused (pre-2022 stacks)")
     parser.add_argument("--no-sequence-parallel", dest="sequence_parallel", action="store_false",
                         help="TP without sequence parallelism (norms and dropouts whole on every TP rank)")
     parser.add_argument("--tp-overlap", action="store_true", help="TP collectives overlapped with GEMMs (TE userbuffers)")
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="predict the published runs of harness/data/backtests.toml and print the errors "
                              "(fit half, held-out half and all)")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
-    parser.add_argument("--format", choices=("md", "text", "json"), default="md")
+    parser.add_argument("--format", choices=("md", "text", "json"), default="md", help="md (default), text or json")
 
 
 def rates(args: argparse.Namespace, table: specs.HardwareTable) -> profile.Profile:

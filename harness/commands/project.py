@@ -50,15 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          f"(default {projection.DEFAULT_GOODPUT})")
     model.add_argument("--network-w", help=f"scale-out network W per accelerator, [0, 10000]: {_RANGE} "
                                            f"(default {projection.DEFAULT_NETWORK_W})")
-    model.add_argument("--samples", type=int, default=projection.DEFAULT_SAMPLES, help="Monte Carlo samples, 1..1e7")
+    model.add_argument("--samples", type=int, default=projection.DEFAULT_SAMPLES, help=f"Monte Carlo samples, 1..1e7 (default {projection.DEFAULT_SAMPLES})")
     model.add_argument("--seed", type=int, default=projection.DEFAULT_SEED, help="Monte Carlo seed, 0..2^32-1")
     model.add_argument("--model", dest="perf_model", metavar="PRESET",
                        help="predict MFU and goodput with `gwbench model` (fastest fitting layout of "
                             "this preset on --job-gpus GPUs) instead of the defaults, e.g. 405b")
     model.add_argument("--job-gpus", type=bounded(int, 1, 1e8), default=16384,
-                       help="GPUs per training job for --model, 1..1e8")
+                       help="GPUs per training job for --model, 1..1e8 (default 16384)")
     parser.add_argument("--hardware-file", type=Path, metavar="PATH", help="another hardware table (TOML)")
-    parser.add_argument("--format", choices=("text", "md", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "md", "json"), default="text",
+                        help="text (default), md or json")
     _add_one_run_arguments(parser)
     _add_cost_arguments(parser)
 

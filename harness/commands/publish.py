@@ -12,7 +12,8 @@ HELP = "write a static, self-contained site of the runs under RESULTS_DIR"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("results", type=Path, metavar="RESULTS_DIR")
+    p.add_argument("results", type=Path, metavar="RESULTS_DIR",
+                   help="a results folder (every run folder in it) or one run folder")
     p.add_argument("--out", type=folder, metavar="SITE_DIR", help="site folder to write")
     p.add_argument("--index", action="store_true", help="also (re)write RESULTS_DIR/README.md, the index")
     p.add_argument("--figures", default="latest", choices=("latest", "all", "none"),

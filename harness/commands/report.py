@@ -12,7 +12,7 @@ HELP = f"print a run's tables (--format {'|'.join(FORMATS)})"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (results/<run-id>)")
     p.add_argument("--format", default="md", help=f"one of {', '.join(FORMATS)} (default md)")
     p.add_argument("--published", action="store_true",
                    help="md/html/json: add the published figures of the run's GPU generation beside "

@@ -28,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--telemetry", default="auto", help="auto (default), nvml, rapl or none")
     p.add_argument("--sample-hz", type=float, default=100.0, help="power sampling rate, Hz, (0, 10000] (default 100)")
     p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
-                   help="idle power sampled at the start of the run, [0, 600] s (0 = skip)")
+                   help="idle power sampled at the start of the run, [0, 600] s (default 2; 0 = skip)")
     p.add_argument("--no-projection", action="store_true", help="skip the 1 GW / 10 GW projection")
     p.add_argument("--nproc", type=int, default=1, metavar="N",
-                   help="start N local ranks (one per GPU), 1..1024, for the collectives; under torchrun/srun "
-                        "the launch's ranks are joined instead")
+                   help="start N local ranks (one per GPU), 1..1024, for the collectives (default 1); under "
+                        "torchrun/srun the launch's ranks are joined instead")
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a rank waits for the others (joining, each collective) before failing, "
                         "(0, 86400] s (default 300)")
