@@ -108,3 +108,28 @@ def write_run_folder(run_dir: Path, rows: list[dict], device: dict, **meta) -> P
     store.write_meta(status="complete")
     store.close()
     return store.dir
+
+
+def project_cli(argv: list[str]) -> int:
+    """`gwbench project ARGV` in-process, as harness/cli.py runs a command module: a UsageError
+    becomes its one line on stderr and exit 2."""
+    import argparse
+
+    from harness.commands import project as project_cmd
+    from harness.core.errors import UsageError
+
+    parser = argparse.ArgumentParser(prog="gwbench project")
+    project_cmd.add_arguments(parser)
+    try:
+        return project_cmd.main(parser.parse_args(argv))
+    except UsageError as exc:
+        print(f"gwbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def project_json(capsys, argv: list[str]) -> dict:
+    """`gwbench project ARGV --format json`, parsed."""
+    import json
+
+    assert project_cli([*argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)

@@ -4,33 +4,20 @@ columns, the cost table's rules, and bad input."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 
 import pytest
 
+from tests.conftest import project_cli, project_json
+
 from harness.analysis import cost, projection
-from harness.commands import project as project_cmd
 from harness.core import sourced, specs
 from harness.core.errors import UsageError
 
 
-def run_cli(argv: list[str]) -> int:
-    """What harness/cli.py does with a command module: UsageError -> message on stderr, exit 2."""
-    parser = argparse.ArgumentParser(prog="gwbench project")
-    project_cmd.add_arguments(parser)
-    try:
-        return project_cmd.main(parser.parse_args(argv))
-    except UsageError as exc:
-        print(f"gwbench: error: {exc}", file=sys.stderr)
-        return 2
 
 
-def project_json(capsys, argv: list[str]) -> dict:
-    assert run_cli([*argv, "--format", "json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 PUBLISHED = sourced.load("costs").records("published_run")
@@ -147,7 +134,6 @@ def test_user_cost_table_warns_and_overrides(tmp_path, capsys):
                     '[usd_per_mwh]\nlow = 40\nmode = 50\nhigh = 60\n')
     out = project_json(capsys, ["--hardware", "h100", "--cost-file", str(user), "--samples", "2000",
                                 "--no-one-run"])
-    err = capsys.readouterr().err
     assert out["cost"]["inputs"]["server_usd_per_gpu"]["mode"] == 25000
     assert out["cost"]["inputs"]["usd_per_mwh"]["mode"] == 50
     assert any("usd_per_mwh has no source" in w for w in out["cost"]["warnings"])
@@ -159,7 +145,7 @@ def test_user_cost_table_warns_and_overrides(tmp_path, capsys):
 def test_warnings_reach_stderr(tmp_path, capsys):
     user = tmp_path / "costs.toml"
     user.write_text('[server_usd_per_gpu.h100]\nvalue = 25000\ndate = "2021"\nsource = "a quote"\n')
-    assert run_cli(["--hardware", "h100", "--cost-file", str(user), "--samples", "1000", "--no-one-run"]) == 0
+    assert project_cli(["--hardware", "h100", "--cost-file", str(user), "--samples", "1000", "--no-one-run"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("gwbench: warning: server_usd_per_gpu.h100: price dated 2021 is older than")
 
@@ -209,7 +195,7 @@ def test_epoch_method_per_gpu_hour_checks():
     (["--days", "-2"], "--days must be positive"),
 ])
 def test_bad_cost_input_exits_2_with_one_line(capsys, argv, match):
-    assert run_cli(["--hardware", "h100", "--no-one-run", *argv]) == 2
+    assert project_cli(["--hardware", "h100", "--no-one-run", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gwbench: error: ") and err.count("\n") == 1
     assert __import__("re").search(match, err), err
@@ -218,7 +204,7 @@ def test_bad_cost_input_exits_2_with_one_line(capsys, argv, match):
 def test_bad_user_table_exits_2(tmp_path, capsys):
     user = tmp_path / "costs.toml"
     user.write_text('[it_life_years]\nvalue = -4\nsource = "mine"\n')
-    assert run_cli(["--hardware", "h100", "--cost-file", str(user), "--no-one-run"]) == 2
+    assert project_cli(["--hardware", "h100", "--cost-file", str(user), "--no-one-run"]) == 2
     err = capsys.readouterr().err
     assert "it_life_years.value: expected a finite number >= 0" in err and err.count("\n") == 1
 

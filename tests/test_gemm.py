@@ -106,7 +106,6 @@ def test_cuda_gemm_all_dtypes(dtype):
 @pytest.mark.gpu
 def test_cuda_events_agree_with_host_clock():
     """Per-iteration CUDA events vs perf_counter around synced calls on a long GEMM."""
-    from harness.measure.context import Context
     from harness.measure.device import resolve
     from harness.measure.timing import Budget, measure
 

@@ -5,41 +5,27 @@ inputs say it should, and bad input."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
+
+from tests.conftest import project_cli, project_json
 
 from harness.analysis import onerun, projection
 from harness.analysis.perfmodel import goodput as gpmod
 from harness.analysis.perfmodel import predict
 from harness.analysis.perfmodel import profile as prof_mod
 from harness.analysis.perfmodel import step as stepmod
-from harness.commands import project as project_cmd
 from harness.core import specs
-from harness.core.errors import UsageError
 from harness.core.sourced import Range
 
 REF = onerun.reference()
 
 
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="gwbench project")
-    project_cmd.add_arguments(parser)
-    try:
-        return project_cmd.main(parser.parse_args(argv))
-    except UsageError as exc:
-        print(f"gwbench: error: {exc}", file=sys.stderr)
-        return 2
 
 
-def project_json(capsys, argv: list[str]) -> dict:
-    assert run_cli([*argv, "--format", "json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +206,7 @@ def test_one_run_outputs_in_the_json(capsys):
 
 
 def test_text_names_the_binding_limit(capsys):
-    assert run_cli(["--hardware", "h100", "--power", "1GW", "--samples", "2000"]) == 0
+    assert project_cli(["--hardware", "h100", "--power", "1GW", "--samples", "2000"]) == 0
     text = capsys.readouterr().out
     assert "Largest single synchronous run in 90 days" in text and "binding limit" in text
     assert "training FLOP of the largest single run" in text and "Cost" in text
@@ -237,7 +223,7 @@ def test_text_names_the_binding_limit(capsys):
     (["--campus-power=-1GW"], "power must be positive"),
 ])
 def test_bad_one_run_input_exits_2_with_one_line(capsys, argv, match):
-    assert run_cli(["--hardware", "h100", *argv]) == 2
+    assert project_cli(["--hardware", "h100", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gwbench: error: ") and err.count("\n") == 1
     assert __import__("re").search(match, err), err

@@ -11,7 +11,6 @@ from harness.analysis.perfmodel import step as PM
 from harness.analysis.perfmodel import goodput as G
 from harness.analysis.perfmodel import profile as PP
 from harness.analysis.perfmodel import predict as R
-from harness.analysis import projection
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.core.models import Transformer

@@ -3,11 +3,7 @@ rule, Monte Carlo determinism and speed, bad input, and the end-of-run summary."
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,23 +12,13 @@ from hypothesis import strategies as st
 
 from harness.analysis import projection as P
 from harness.core import specs
-from harness.commands import project as project_cmd
 from harness.core.errors import UsageError
 from harness.present.projection import render_generations
 from harness.present.tables import fmt_value
-from tests.conftest import built_row, write_run_folder
+from tests.conftest import built_row, project_cli, write_run_folder
 from tests.conftest import gemm_row as conftest_gemm_row
 
 
-def run_cli(argv: list[str]) -> int:
-    """What harness/cli.py does with a command module: UsageError -> message on stderr, exit 2."""
-    parser = argparse.ArgumentParser(prog="gwbench project")
-    project_cmd.add_arguments(parser)
-    try:
-        return project_cmd.main(parser.parse_args(argv))
-    except UsageError as exc:
-        print(f"gwbench: error: {exc}", file=sys.stderr)
-        return 2
 
 
 def gemm_row(tflops, power_w=690.0, dtype="bf16", status="ok", n=8192, **kw):
@@ -285,20 +271,20 @@ def test_generations_table(table):
 
 
 def test_project_command_formats(capsys):
-    assert run_cli(["--hardware", "h100", "--samples", "1000", "--format", "json"]) == 0
+    assert project_cli(["--hardware", "h100", "--samples", "1000", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["basis"]["source"] == "spec" and len(data["sites"]) == 2
-    assert run_cli(["--hardware", "b200", "--power", "1GW,500MW", "--samples", "1000", "--format", "md"]) == 0
+    assert project_cli(["--hardware", "b200", "--power", "1GW,500MW", "--samples", "1000", "--format", "md"]) == 0
     md = capsys.readouterr().out
     assert "| accelerators | count |" in md and "500 MW p50" in md and "spec: B200" in md
-    assert run_cli(["--generations", "--format", "text"]) == 0
+    assert project_cli(["--generations", "--format", "text"]) == 0
     assert "GB300 (per GPU)" in capsys.readouterr().out
 
 
 def test_project_command_fixed_cluster(capsys):
     argv = ["--hardware", "H100", "--accelerators", "16384", "--days", "67.1", "--mfu", str(400 / 989),
             "--goodput", "1", "--samples", "1000", "--format", "json"]
-    assert run_cli(argv) == 0
+    assert project_cli(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["mode"] == "fixed-cluster"
     assert data["sites"][0]["outputs"]["run_flop"]["point"] == pytest.approx(3.8e25, rel=0.01)
@@ -306,7 +292,7 @@ def test_project_command_fixed_cluster(capsys):
 
 def test_project_command_from_run(make_run, capsys):
     run = make_run([gemm_row(780.0)])
-    assert run_cli(["--from", str(run), "--as", "gb300", "--samples", "1000"]) == 0
+    assert project_cli(["--from", str(run), "--as", "gb300", "--samples", "1000"]) == 0
     assert "carried onto GB300" in capsys.readouterr().out
 
 
@@ -330,7 +316,7 @@ def test_project_command_from_run(make_run, capsys):
     (["--hardware", "h100", "--hardware-file", "/nonexistent.toml"], "not found"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, match):
-    assert run_cli(argv) == 2
+    assert project_cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("gwbench: error: ") and err.count("\n") == 1
     assert __import__("re").search(match, err), err
@@ -338,14 +324,14 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, match):
 
 def test_run_without_bf16_gemm_rows_exits_2(make_run, capsys):
     run = make_run([built_row("memory", "copy", "fp32", {"n": 1 << 20}, nbytes=8 << 20)])
-    assert run_cli(["--from", str(run)]) == 2
+    assert project_cli(["--from", str(run)]) == 2
     assert "no ok bf16 GEMM rows" in capsys.readouterr().err
 
 
 def test_malformed_hardware_file_exits_2(tmp_path, capsys):
     bad = tmp_path / "hw.toml"
     bad.write_text('schema_version = 1\n[accelerators.x]\nname = "X"\n')
-    assert run_cli(["--hardware", "x", "--hardware-file", str(bad)]) == 2
+    assert project_cli(["--hardware", "x", "--hardware-file", str(bad)]) == 2
     assert "missing" in capsys.readouterr().err
 
 

@@ -31,7 +31,6 @@ No torch here: this module is pure math on the hardware table and a run folder's
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence

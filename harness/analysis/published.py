@@ -22,7 +22,6 @@ from the tool's (`prefer`: mamf-finder's B layout, output rewrite and fp8 output
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,6 +32,7 @@ from typing import Any
 from harness.analysis.peaks import spec_for
 from harness.core import specs
 from harness.core.errors import UsageError
+from harness.core.tomlfile import read_toml
 from harness.core.row import busbw_gbps, message_bytes, params, rate_at
 from harness.core.stats import STATISTICS
 
@@ -69,12 +69,7 @@ def default_path() -> Path:
 @lru_cache(maxsize=4)
 def _load(path: str) -> tuple[PublishedFigure, ...]:
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"published figures {p} not found") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{p}: unreadable published figures: {' '.join(str(exc).split())}") from None
+    raw = read_toml(p, "published figures")
     if raw.get("schema_version") != 1 or not isinstance(raw.get("figure"), list):
         raise UsageError(f"{p}: expected schema_version = 1 and [[figure]] tables")
     keys = set(specs.load().accelerators)

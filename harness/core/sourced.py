@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import UsageError
+from harness.core.tomlfile import read_toml
 
 SCHEMA_VERSION = 1
 NUMBER_KEYS = ("value", "low", "mode", "high")
@@ -142,14 +142,7 @@ def _read_packaged(path: str) -> dict[str, Any]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"table {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read table {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    raw = read_toml(path, "table")
     if raw.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
         raise UsageError(f"{path}: schema_version: expected {SCHEMA_VERSION}, found {raw.get('schema_version')!r}")
     return raw

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.core.errors import UsageError
+from harness.core.tomlfile import read_toml
 
 SCHEMA_VERSION = 1
 DTYPES = ("fp64", "tf32", "bf16", "fp16", "fp8", "fp4")
@@ -193,16 +193,7 @@ def sources_text() -> str:
 @lru_cache(maxsize=8)
 def _load_cached(path: str) -> HardwareTable:
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"hardware table {p} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read hardware table {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{p}: not valid TOML: {' '.join(str(exc).split())}") from None
-    except RecursionError:  # tomllib recurses once per level of nesting
-        raise UsageError(f"{p}: not a hardware table (nested too deeply)") from None
+    raw = read_toml(p, "hardware table")
     try:
         return _parse(raw, str(p))
     except RecursionError:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -35,6 +34,7 @@ from harness.analysis.perfmodel import profile as prof_mod
 from harness.analysis.perfmodel import step as stepmod
 from harness.core import specs
 from harness.core.errors import UsageError
+from harness.core.tomlfile import read_toml
 from harness.core.models import Transformer, from_config
 
 SCHEMA_VERSION = 1
@@ -182,10 +182,7 @@ def _case(raw: dict[str, Any], where: str) -> Case:
 def load(path: str | None = None) -> tuple[tuple[Case, ...], tuple[dict[str, str], ...]]:
     """(cases, not_used) of the back-test file; a bad file is a one-line UsageError."""
     p = Path(path) if path else default_path()
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{p}: cannot read the back-tests: {' '.join(str(exc).split())}") from None
+    raw = read_toml(p, "back-test table")
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise UsageError(f"{p}: schema_version: expected {SCHEMA_VERSION}, found {raw.get('schema_version')!r}")
     cases = tuple(_case(c, str(p)) for c in raw.get("case", []))

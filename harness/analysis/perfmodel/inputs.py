@@ -4,7 +4,6 @@ with its source and range. Validated on load: a bad file is a one-line UsageErro
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -13,6 +12,7 @@ from typing import Any
 
 from harness.analysis.projection import Range
 from harness.core.errors import UsageError
+from harness.core.tomlfile import read_toml
 
 SCHEMA_VERSION = 1
 FIGURES = ("gemm_eff", "band", "attn_fwd_eff", "attn_bwd_eff", "attn_fa2_eff", "hbm_eff", "nvlink_eff", "nic_eff")
@@ -45,10 +45,7 @@ def default_path() -> Path:
 @lru_cache(maxsize=4)
 def load(path: str | None = None) -> dict[str, Generation]:
     p = Path(path) if path else default_path()
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{p}: cannot read the per-generation inputs: {' '.join(str(exc).split())}") from None
+    raw = read_toml(p, "per-generation inputs table")
     return parse(raw, str(p))
 
 

@@ -23,7 +23,6 @@ Only the Python standard library is used.  Output is deterministic.
 """
 
 import json
-import math
 import os
 import sys
 
