@@ -3,17 +3,17 @@
 # the gpu-marked tests, then `gwbench run --suite standard` (every family), straight from
 # the checkout (PYTHONPATH, no install), then the run's report. 170 s on one H200
 # (results/h200-20261129-220559-standard: tests 23 s, 254 cases 130 s; collectives need 2+ GPUs).
-# Then issue 16's measurements, each its own run folder with its report and console log:
+# Then the method and size measurements, each its own run folder with its report and console log:
 #   gemm-method  bf16 search 4096..8192 (8192³ included) × B layout nk/kn × output rewrite on/off
 #   fp8-out      fp8 search 4096..8192 × fp8 / bf16 output
 #   copy-sizes   memory family with host/device and device-local copies at 1, 4 and 16 GiB
 #   cupy-stream  scripts/cupy_stream_check.py (ExternalStream vs Stream.from_external)
-#   layer-shapes Llama 3 8B's layer GEMMs at TP1 (issue 15), then `gwbench model --from` on them
+#   layer-shapes Llama 3 8B's layer GEMMs at TP1, then `gwbench model --from` on them
 # and the standard run itself now measures the NCCL path on one rank (world size 1) and the
 # run's `stability` (reference kernel at start and end). Estimated ~6 min in all on one H200
-# (not yet timed: no GPU was lent for issue 16).
+# (not yet timed on a GPU).
 #   scripts/gpu_check.sh [OUT_DIR]      (default results/)
-# Extra `gwbench run` options for the standard run in GWBENCH_ARGS. ISSUE16=0 skips the issue-16
+# Extra `gwbench run` options for the standard run in GWBENCH_ARGS. EXTRA=0 skips the method and size
 # runs. GWBENCH_DEVICE=cpu with SMALL=1 dry-runs the plumbing on a CPU (tiny shapes and sizes;
 # the GPU-only cases are skipped rows). Prints the summary tables as it goes.
 set -uo pipefail
@@ -69,7 +69,7 @@ gw_run standard 480 --suite "$SUITE" ${GWBENCH_ARGS:-}
 run_rc=$last_rc
 if [ -n "$last_dir" ]; then mv "$OUT/gpu_tests.log" "$OUT/$last_dir/gpu_tests.log"; fi
 extra_rc=0
-if [ "${ISSUE16:-1}" = 1 ]; then
+if [ "${EXTRA:-1}" = 1 ]; then
     # 108 cases, ~4 per second on an H200 (the 27-shape search took 7 s): mean and median of each
     # are in its rows; the summary prints the best shape per method ranked by the mean.
     gw_run gemm-method 240 --only gemm --search --dtype bf16 "${RANGE[@]}" \
@@ -83,7 +83,7 @@ if [ "${ISSUE16:-1}" = 1 ]; then
     echo "== cupy-stream"
     timeout 60 "$PY" scripts/cupy_stream_check.py | tee "$OUT/${last_dir:-.}/cupy_stream.jsonl" || extra_rc=1
 fi
-if [ "${ISSUE15:-1}" = 1 ]; then
+if [ "${EXTRA:-1}" = 1 ]; then
     # The Llama 3 8B layer GEMMs at TP1, micro-batch 1, 8K tokens (forward, dgrad, wgrad; ~15
     # shapes, well under a minute), then the model fed those exact rates (the rest from the spec).
     gw_run layer-shapes 120 --only gemm --model 8b --tp 1 --micro-batch 1 --seq 8192 --idle 0 --sustain 0
@@ -95,5 +95,5 @@ if [ "${ISSUE15:-1}" = 1 ]; then
         grep -E "GEMM shapes|MFU|measured" "$OUT/$last_dir/model.txt" | cut -c1-240
     fi
 fi
-echo "== gpu tests rc=$tests_rc, standard run rc=$run_rc, issue-15/16 runs ok=$((extra_rc == 0))"
+echo "== gpu tests rc=$tests_rc, standard run rc=$run_rc, method, size and layer-shape runs ok=$((extra_rc == 0))"
 [ "$tests_rc" -eq 0 ] && [ "$run_rc" -le 1 ] && [ "$extra_rc" -eq 0 ]

@@ -81,7 +81,7 @@ def test_prediction_band_is_the_t_interval():
 
 
 def test_published_layouts_fit_and_the_figures_hold(report):
-    """The figures of issue #15 as they stand (README quotes the table): no scored layout refused
+    """The back-test figures as they stand (README quotes the table): no scored layout refused
     for memory; median |error| <= 8% (all) and <= 10% (held-out half); every case within +-15% and
     inside its p5-p95 except MosaicML's MPT-7B on 8 H100 (+16.7%, the one miss, README)."""
     rows = [r for r in report["rows"] if r["status"] == "scored"]

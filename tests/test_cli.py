@@ -81,7 +81,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     (["import", "mamf-finder", "x.log", "--nranks", "2"], "--collective and --nranks are nccl-tests'"),
 ])
 def test_issue16_flags_bad_input_in_process(tmp_path, capsys, args, message):
-    """The flags of issue 16, in process (the subprocess test above covers the CLI's framing)."""
+    """The GEMM method and nccl-tests flags, in process (the subprocess test above covers the CLI's framing)."""
     from harness.cli import main
 
     if args[0] == "import":
@@ -185,7 +185,7 @@ def test_search_reports_best_shape(tmp_path):
     assert "TFLOP/s mean (ranked by mean;" in r.stdout
 
 
-# Issue #14's bad input, in-process (the CLI's own main): the same contract, no subprocess.
+# Bad input, in-process (the CLI's own main): the same contract, no subprocess.
 @pytest.mark.parametrize("args,message", [
     (["run", "--device", "cuda:²"], "bad device 'cuda:²'"),
     (["run", "--out", ""], "--out: expected a folder, got an empty name"),

@@ -73,7 +73,7 @@ def test_different_hardware_shows_spec_ratio_and_per_watt():
 
 
 def test_per_watt_ratio_never_from_a_short_window():
-    """A row written before issue 16 may hold tflops_per_w from a 0.1 s window (an H200 read
+    """A row written before the per-watt rule may hold tflops_per_w from a 0.1 s window (an H200 read
     1371 W there against its 700 W cap): compare must not use it."""
     a = [row("g", 1.0, seed=1, power=700, short=True)]
     b = [row("g", 0.5, seed=2, power=1000)]

@@ -1,4 +1,4 @@
-"""Faults, concurrency and hostile input (issue #14): nothing lost, nothing escapes.
+"""Faults, concurrency and hostile input: nothing lost, nothing escapes.
 
 What an audit did as a hostile but fair user, kept as tests: kill -9 and resume, a last row
 without its newline, two resumes at once, an interrupted 2-rank gloo run resumed, symlinks

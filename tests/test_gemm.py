@@ -127,7 +127,7 @@ def test_flush_buffer_counts_once_in_the_memory_check(cpu_dev):
     assert cpu_dev.flush_bytes_to_allocate() == 0
 
 
-# ------------------------------------------------------------------ mamf-finder's method (issue 16)
+# ------------------------------------------------------------------ mamf-finder's method
 
 
 def _method_case(dtype="fp32", **method):

@@ -220,7 +220,7 @@ def test_a_run_beside_the_published_figures(tmp_path, capsys):
 
 
 def test_a_run_of_another_method_is_marked_beside_the_published(tmp_path):
-    """Rows measured before issue 16 (B (k, n), no C rewrite) are compared with a note."""
+    """Rows measured before mamf-finder's method was the default (B (k, n), no C rewrite) are compared with a note."""
     from harness.analysis.published import beside
 
     run = _h200_run(tmp_path, {})

@@ -226,7 +226,7 @@ def test_csv_and_json_carry_the_short_window_flag_and_no_short_per_watt():
     long = built_row("gemm", "matmul", "bf16", {"m": 8192, "n": 8192, "k": 8192}, flop=2 * 8192**3,
                      time_s=1.65e-3, power_w=699.0, window_s=5.0, samples=3000, sustained=True)
     assert short["tflops_per_w"] is None and long["tflops_per_w"] == pytest.approx(long["tflops"] / 699.0)
-    old = dict(short, tflops_per_w=0.485)  # as a row written before issue 16 stored it
+    old = dict(short, tflops_per_w=0.485)  # as a row written before the per-watt rule stored it
     table = list(csv.DictReader(io.StringIO(render_csv({}, [old, long]))))
     assert table[0]["short_window"] == "true" and table[0]["TFLOP_per_J"] == ""
     assert float(table[1]["TFLOP_per_J"]) == pytest.approx(long["tflops"] / 699.0)

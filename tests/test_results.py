@@ -88,7 +88,7 @@ def test_unwritable_output(tmp_path):
 
 
 def test_readme_figures_are_the_committed_rows(capsys):
-    """README's measured figures come from scripts/readme_figures.py over results/ (issue 16):
+    """README's measured figures come from scripts/readme_figures.py over results/:
     each of these is in both, so a README edit or a changed reader that moves one fails here."""
     import importlib.util
     from pathlib import Path

@@ -25,7 +25,7 @@ def test_row_gets_power_from_window(fast_ctx):
     assert row["power_source"].startswith("replay")
     assert row["window_s"] == outcome.measurement.window_s  # ours, not the telemetry clock's
     assert row["telemetry_short_window"] is True  # a 5 ms budget is far below 1 s
-    assert row["tflops_per_w"] is None  # so no per-watt figure from it (issue 16)
+    assert row["tflops_per_w"] is None  # so no per-watt figure from it
 
 
 def test_cpu_run_without_sensors_says_why(fast_ctx):

@@ -352,7 +352,7 @@ def check_options(options) -> None:
         layer_shapes(options)
 
 
-# ---------------------------------------------------------------- a model's layer shapes (issue #15)
+# ---------------------------------------------------------------- a model's layer shapes
 # `gwbench run --only gemm --model FILE_OR_PRESET --tp N --micro-batch M --seq S` measures exactly
 # the GEMMs one training layer of that layout runs on each GPU (harness/core/models.py
 # layer_gemms: QKV or MLA projections, attention output, MLP up/gate and down or the experts', the

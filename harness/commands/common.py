@@ -66,7 +66,7 @@ def add_case_selection(p: argparse.ArgumentParser) -> None:
     for dim in ("m", "n", "k"):
         p.add_argument(f"--{dim}-range", metavar="START:STOP[:STEP]",
                        help=f"search range of {dim} (STOP inclusive; default: the device's range)")
-    # The GEMM method (issue 16): each default is mamf-finder's; a comma list runs each choice.
+    # The GEMM method: each default is mamf-finder's; a comma list runs each choice.
     p.add_argument("--b-layout", type=csv_list, default=None, metavar="nk|kn[,..]",
                    help="GEMM B operand: nk = (n, k) contiguous used transposed (default, as "
                         "mamf-finder), kn = (k, n) row-major; fp8 is always nk")
@@ -81,7 +81,7 @@ def add_case_selection(p: argparse.ArgumentParser) -> None:
 
 
 def add_layer_shapes(p: argparse.ArgumentParser) -> None:
-    """GEMM: one model's training-layer shapes at a layout, instead of the suite's (issue #15)."""
+    """GEMM: one model's training-layer shapes at a layout, instead of the suite's."""
     g = p.add_argument_group("GEMM layer shapes of a model (with --only gemm)")
     g.add_argument("--model", metavar="PRESET_OR_FILE",
                    help="measure the forward and backward GEMMs of this model's layers (a preset or a "

@@ -35,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _with_published(text: str, meta: dict, rows: list[dict], fmt: str) -> str:
-    """The report with a section of published figures beside the run's (item 11 of issue 16)."""
+    """The report with a section of published figures beside the run's."""
     import json
 
     from harness.analysis.published import beside

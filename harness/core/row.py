@@ -344,7 +344,7 @@ def trusted_power(row: Mapping) -> float | None:
 
 def per_watt(row: Mapping, key: str = "tflops") -> float | None:
     """`key` (tflops or gbps) per trusted watt, or None. Readers use this rather than the stored
-    tflops_per_w, which rows written before issue #16 filled from windows of any length."""
+    tflops_per_w, which rows written before schema 1's per-watt rule filled from windows of any length."""
     value, power = number(row.get(key)), trusted_power(row)
     return value / power if value and power else None
 

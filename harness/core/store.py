@@ -5,7 +5,7 @@ Format history (bump SCHEMA_VERSION on any change a reader must know about):
     finished_at, device, timer_overhead_s, ...}; rows.jsonl one tidy row per case with the
     case identity, status ok|failed|skipped, raw samples_s, the STAT_FIELDS statistics,
     flop/bytes/tflops/gbps, the correctness check and telemetry fields.
-    Additions within 1 (issue 16; optional, so older files still read): rows gain tflops_mean,
+    Additions within 1 (2026-12; optional, so older files still read): rows gain tflops_mean,
     gbps_mean, gbps_best and, when imported, `source`; tflops_per_w / gbps_per_w are null for
     windows under 1 s (older rows may hold them: read them through core/row.per_watt); a
     collectives row's extra.count is nccl-tests' count column (per rank for all_gather /
@@ -15,7 +15,7 @@ Format history (bump SCHEMA_VERSION on any change a reader must know about):
 Rows are appended, flushed and fsync'ed as each case ends, so a crash, an OOM kill or
 Ctrl-C leaves every finished row readable; run.json is replaced atomically.
 
-Faults and hostile folders (issue #14): one writer at a time holds `.gwbench.lock` (RunLock);
+Faults and hostile folders: one writer at a time holds `.gwbench.lock` (RunLock);
 a folder is made whole under a hidden name and renamed into place; no write follows a link or
 a second hard link placed in the folder (write_atomic, _open_regular); a row the disk refuses
 is undone and raised as StorageError. Readers go through _load_json and core/row.validate:
