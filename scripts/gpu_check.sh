@@ -61,8 +61,10 @@ tail -40 "$OUT/gpu_tests.log"
 
 if [ "${SMALL:-0}" = 1 ]; then  # CPU dry run: shapes and sizes a 2-core machine does in seconds
     RANGE=(--m-range 256:512:256 --n-range 256 --k-range 256:512:256) SUITE=quick COPY=1M,4M,16M
+    LAYER_MODEL=tests/data/tiny-llama.json LAYER_SEQ=64
 else
     RANGE=(--m-range 4096:8192:2048 --n-range 4096:8192:2048 --k-range 4096:8192:2048) SUITE=standard COPY=1G,4G,16G
+    LAYER_MODEL=8b LAYER_SEQ=8192
 fi
 
 gw_run standard 480 --suite "$SUITE" ${GWBENCH_ARGS:-}
@@ -86,12 +88,14 @@ fi
 if [ "${EXTRA:-1}" = 1 ]; then
     # The Llama 3 8B layer GEMMs at TP1, micro-batch 1, 8K tokens (forward, dgrad, wgrad; ~15
     # shapes, well under a minute), then the model fed those exact rates (the rest from the spec).
-    gw_run layer-shapes 120 --only gemm --model 8b --tp 1 --micro-batch 1 --seq 8192 --idle 0 --sustain 0
+    gw_run layer-shapes 120 --only gemm --model "$LAYER_MODEL" --tp 1 --micro-batch 1 --seq "$LAYER_SEQ" \
+        --idle 0 --sustain 0
     [ "$last_rc" -le 1 ] || extra_rc=1
     if [ -n "$last_dir" ] && [ -d "$OUT/$last_dir" ]; then
         gpu_name=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'H200')")
-        "$PY" -m harness model --from "$OUT/$last_dir" --hardware "$gpu_name" --model 8b --gpus 8 --tp 1 --pp 1 \
-            --seq 8192 --batch-tokens $((8192 * 128)) --format text > "$OUT/$last_dir/model.txt" 2>&1
+        "$PY" -m harness model --from "$OUT/$last_dir" --hardware "$gpu_name" --model "$LAYER_MODEL" --gpus 8 \
+            --tp 1 --pp 1 --seq "$LAYER_SEQ" --batch-tokens $((LAYER_SEQ * 128)) --format text \
+            > "$OUT/$last_dir/model.txt" 2>&1
         grep -E "GEMM shapes|MFU|measured" "$OUT/$last_dir/model.txt" | cut -c1-240
     fi
 fi
