@@ -91,3 +91,19 @@ def test_progress_label_and_weighted_eta():
     cheap, dear = Case.make("gemm", "matmul", "bf16", m=8, n=8, k=8), Case.make("gemm", "matmul", "bf16", m=9, n=9, k=9)
     bar = Progress([cheap, dear], Console(file=io.StringIO()), cost_s=lambda c: 5.0 if c is dear else 0.1)
     assert bar._weights == {cheap.id: 0.1, dear.id: 5.0}
+
+
+def test_run_end_and_project_print_the_same_figures(capsys):
+    """One question, one answer: the spec-based table at the end of a CPU run shows H100's point
+    and Monte Carlo p50 exactly as `gwbench project --hardware H100` computes them."""
+    from harness.analysis import projection
+    from harness.present.tables import fmt_value
+
+    gen = projection.generations(keys=("h100",))
+    one = projection.project(projection.from_spec("h100"), projection.Assumptions())
+    site, out = gen["rows"][0]["sites"][0], one["sites"][0]["outputs"]
+    assert site["accelerators"] == pytest.approx(out["accelerators"]["point"])
+    assert site["accelerators_mc"]["p50"] == pytest.approx(out["accelerators"]["p50"])
+    assert site["flop_per_year_mc"]["p5"] == pytest.approx(out["flop_per_year"]["p5"])
+    text = _render(lambda c: print_run_projection(gen | {"fallback_reason": "a CPU run"}, c), 100)
+    assert f"{fmt_value(out['accelerators']['point'], 'count')} / {fmt_value(out['accelerators']['p50'], 'count')}" in text

@@ -487,12 +487,24 @@ def _generation_row(acc: specs.Accelerator, table: specs.HardwareTable, a: Assum
         return row | {"skipped": str(exc)}
     points = _points(b, a)
     per_site = [chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=w, **points) for w in sites]
+    # The Monte Carlo spread beside each point, from the same draws `gwbench project` takes, so
+    # the generation table and `gwbench project --hardware NAME` print the same p50 (p5-p95).
+    draws = _draws(b, a)
+    mc = [chain(peak_tflops=b.peak_tflops, days=a.days, facility_w=w, gpus_per_system=b.gpus_per_system, **draws)
+          for w in sites]
     return row | {"peak_tflops": b.peak_tflops, "w_per_accelerator": per_site[0]["w_per_accelerator"],
                   "power_source": b.node_w.source, "flop_per_joule": per_site[0]["flop_per_joule"],
                   "sites": [{"facility_w": w, "accelerators": s["accelerators"],
                              "flop_per_year": s["flop_per_year"],
+                             "accelerators_mc": _spread(m["accelerators"]),
+                             "flop_per_year_mc": _spread(m["flop_per_year"]),
                              "above_scale_limit": s["run_flop"] > SCALE_LIMIT_FLOP}
-                            for w, s in zip(sites, per_site)]} | _generation_cost(b, points, a, cost_file)
+                            for w, s, m in zip(sites, per_site, mc)]} | _generation_cost(b, points, a, cost_file)
+
+
+def _spread(samples: Any) -> dict[str, float]:
+    p5, p50, p95 = np.percentile(samples, [5, 50, 95])
+    return {"p5": float(p5), "p50": float(p50), "p95": float(p95)}
 
 
 def _generation_cost(b: Basis, points: Mapping[str, float], a: Assumptions,
@@ -533,7 +545,8 @@ def generations(table: specs.HardwareTable | None = None, assumptions: Assumptio
         if "flop_per_joule" in r and "flop_per_joule" in base:
             r["vs_h100"] = r["flop_per_joule"] / base["flop_per_joule"]
     return {"kind": "gwbench.generations", "schema_version": SCHEMA_VERSION, "source": "spec",
-            "label": "spec-based: hardware table only, not measured; point estimates at default assumptions",
+            "label": "spec-based: hardware table only, not measured; point estimates at the default assumptions, "
+                     "with the Monte Carlo p50 (p5-p95) beside them",
             "dtype": dtype, "sites_w": sites, "assumptions": a.to_dict(), "rows": rows}
 
 

@@ -51,7 +51,10 @@ def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], 
     if b["sensor_error"]:
         lines.append(f"power sensor error +-{b['sensor_error']:.0%} sampled (NVML, arXiv 2312.02741)")
     lines += _assumption_lines(result["assumptions"])
-    headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} p50", f"{s['name']} p5 – p95")]
+    # point (every assumption at its mode) beside the Monte Carlo p50 and p5-p95: the same three
+    # figures everywhere gwbench prints a projection (the generation table too).
+    headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} point", f"{s['name']} p50",
+                                                               f"{s['name']} p5 – p95")]
     rows = []
     for key, label, unit in OUTPUTS:
         if key not in sites[0]["outputs"]:
@@ -60,7 +63,7 @@ def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], 
         for s in sites:
             o = s["outputs"][key]
             spread = f"{fmt_value(o['p5'], unit)} – {fmt_value(o['p95'], unit)}"
-            cells += [fmt_value(o["p50"], unit), spread]
+            cells += [fmt_value(o["point"], unit), fmt_value(o["p50"], unit), spread]
         rows.append(cells)
     flags = [f"{s['name']}: {f}" for s in sites for f in s["flags"]] + list(result["notes"])
     return lines, headers, rows, flags
@@ -206,7 +209,8 @@ def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str],
     """(header lines, table headers, table rows, notes) of the generation table."""
     site_names = [format_power(w) for w in result["sites_w"]]
     headers = ["accelerator", "status", "dtype", "dense peak TFLOP/s", "IT W per accel."]
-    headers += [h for n in site_names for h in (f"{n} accelerators", f"{n} FLOP/year")]
+    headers += [h for n in site_names for h in (f"{n} accelerators: point / p50",
+                                                f"{n} FLOP/year: point / p50 (p5–p95)")]
     headers += ["FLOP per facility J", "vs H100", "capex per GW", "$ per GPU-hour", "$ per EFLOP"]
     rows, skipped, priced = [], [], []
     for r in result["rows"]:
@@ -216,7 +220,10 @@ def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str],
         cells = [r["name"], r["status"], r["dtype"], f"{r['peak_tflops']:g}", f"{r['w_per_accelerator']:.0f}"]
         for s in r["sites"]:
             star = " *" if s["above_scale_limit"] else ""
-            cells += [fmt_value(s["accelerators"], "count"), fmt_value(s["flop_per_year"]) + star]
+            acc, fpy = s.get("accelerators_mc"), s.get("flop_per_year_mc")
+            cells += [fmt_value(s["accelerators"], "count") + (f" / {fmt_value(acc['p50'], 'count')}" if acc else ""),
+                      fmt_value(s["flop_per_year"]) + (f" / {fmt_value(fpy['p50'])} ({fmt_value(fpy['p5'])}–"
+                                                       f"{fmt_value(fpy['p95'])})" if fpy else "") + star]
         cells += [fmt_value(r["flop_per_joule"]), f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None]
         cells += [fmt_money(r.get("capex_usd_per_gw")), fmt_money(r.get("usd_per_gpu_hour")),
                   fmt_money(r.get("usd_per_eflop"))]
@@ -225,6 +232,8 @@ def _generations_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str],
         rows.append(cells)
     head = [f"gwbench generations — {result['label']}"]
     head += _assumption_lines(result["assumptions"], monte_carlo=False)
+    head.append("point: every assumption at its mode; p50 (p5–p95): the Monte Carlo spread over the assumption "
+                "ranges, the figures `gwbench project --hardware NAME` prints")
     head.append("W per accelerator: system power / GPUs + network share, or TDP x 1.82 where the table "
                 "has no system (`gwbench specs NAME` for sources); preliminary rows are announced figures")
     notes = [f"not shown: {s}" for s in skipped]
@@ -258,24 +267,41 @@ def print_run_projection(result: Mapping[str, Any], console) -> None:
     reason = result.get("fallback_reason")
     if reason is None:
         lines, headers, rows, notes = _projection_parts(result)
-        title, notes = "1 GW / 10 GW projection (Monte Carlo p50, p5 – p95)", [f"flag: {f}" for f in notes]
-        optional: list[int] = []
+        tables = [("1 GW / 10 GW projection (point; Monte Carlo p50, p5 – p95)", headers, rows, [])]
+        notes = [f"flag: {f}" for f in notes]
     else:
-        lines, headers, rows, notes = _generations_parts(result)
+        lines, _, _, notes = _generations_parts(result)
         lines = [f"No measured projection ({reason}); the spec-based projection of reference "
                  "generations, not measured:"] + lines
-        title = "1 GW / 10 GW, spec-based (point estimates at the default assumptions)"
-        # A terminal's short headers; status, dtype, FLOP per J, peak, W, vs H100 are what a
-        # narrow terminal can do without.
-        headers = [h.replace(" accelerators", " GPUs").replace("FLOP/year", "FLOP/yr") for h in headers]
-        optional = [headers.index(h) for h in ("status", "dtype", "FLOP per facility J", "$ per GPU-hour",
-                                                  "capex per GW", "dense peak TFLOP/s", "IT W per accel.",
-                                                  "$ per EFLOP", "vs H100") if h in headers]
+        tables = _generation_site_tables(result)
     for ln in lines:
-        console.print(ln, highlight=False, overflow="fold")
-    console.print(rich_table(headers, rows, title=title, width=console.width, optional=optional))
+        console.print(ln, highlight=False, overflow="fold", markup=False)
+    for title, headers, rows, optional in tables:
+        console.print(rich_table(headers, rows, title=title, width=console.width, optional=optional))
     for n in notes:
-        console.print(n, highlight=False, overflow="fold")
+        console.print(n, highlight=False, overflow="fold", markup=False)
+
+
+def _generation_site_tables(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]], list[int]]]:
+    """The generation table for a terminal: one small table per site (accelerators and FLOP per
+    year, point and Monte Carlo p50 with p5–p95), so it fits 80 columns."""
+    out = []
+    for i, w in enumerate(result["sites_w"]):
+        headers = ["accelerator", "GPUs: point / p50", "FLOP/year: point / p50 (p5–p95)", "vs H100", "$ per EFLOP"]
+        rows = []
+        for r in result["rows"]:
+            if "skipped" in r:
+                continue
+            site = r["sites"][i]
+            acc, fpy = site.get("accelerators_mc") or {}, site.get("flop_per_year_mc") or {}
+            star = " *" if site["above_scale_limit"] else ""
+            rows.append([r["name"],
+                         f"{fmt_value(site['accelerators'], 'count')} / {fmt_value(acc.get('p50'), 'count')}",
+                         f"{fmt_value(site['flop_per_year'])} / {fmt_value(fpy.get('p50'))} "
+                         f"({fmt_value(fpy.get('p5'))}–{fmt_value(fpy.get('p95'))}){star}",
+                         f"{r['vs_h100']:.2f}x" if "vs_h100" in r else None, fmt_money(r.get("usd_per_eflop"))])
+        out.append((f"{format_power(w)}, spec-based", headers, rows, [4, 3]))
+    return out
 
 
 def summary_lines(result: Mapping[str, Any] | None) -> list[str]:
