@@ -23,6 +23,7 @@ COMMANDS = (
     "harness.commands.report",
     "harness.commands.compare",
     "harness.commands.publish",
+    "harness.commands.generations",
     "harness.commands.project",
     "harness.commands.model",
     "harness.commands.specs",

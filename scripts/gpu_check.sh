@@ -99,5 +99,13 @@ if [ "${EXTRA:-1}" = 1 ]; then
         grep -E "GEMM shapes|MFU|measured" "$OUT/$last_dir/model.txt" | cut -c1-240
     fi
 fi
-echo "== gpu tests rc=$tests_rc, standard run rc=$run_rc, method, size and layer-shape runs ok=$((extra_rc == 0))"
+if [ "${EXTRA:-1}" = 1 ]; then
+    # No GPU time (seconds): the generations view and the site over every run in OUT, the new
+    # ones included; the site goes to a temporary folder, not into OUT.
+    "$PY" -m harness generations "$OUT" --format md > "$OUT/generations.md" 2>&1 || extra_rc=1
+    site=$(mktemp -d)/site
+    "$PY" -m harness publish "$OUT" --out "$site" > /dev/null || extra_rc=1
+    echo "== generations: $OUT/generations.md; site: $site/index.html"
+fi
+echo "== gpu tests rc=$tests_rc, standard run rc=$run_rc, method, size, layer-shape and site steps ok=$((extra_rc == 0))"
 [ "$tests_rc" -eq 0 ] && [ "$run_rc" -le 1 ] && [ "$extra_rc" -eq 0 ]

@@ -355,7 +355,8 @@ def test_no_write_goes_through_a_planted_link(tmp_path, capsys):
     site = tmp_path / "site"
     (site / "runs" / slug).mkdir(parents=True)
     names = ["index.html", "index.html.tmp", "compare.html", "compare.html.tmp", "projection.html",
-             "projection.png", ".gwbench-write-probe", f"runs/{slug}.html", f"runs/{slug}.html.tmp"]
+             "projection.png", "generations.html", "README.md", ".gwbench-write-probe", f"runs/{slug}.html",
+             f"runs/{slug}.html.tmp", f"runs/{slug}/run.json", f"runs/{slug}/rows.jsonl", f"runs/{slug}/power.csv"]
     names += [f"runs/{slug}/{n}.{ext}" for n, _ in figures.RUN_FIGURES for ext in ("png", "svg")]
     for name in names:
         (site / name).symlink_to(victim)
@@ -365,7 +366,10 @@ def test_no_write_goes_through_a_planted_link(tmp_path, capsys):
     assert code == 0, err
     assert victim.read_text() == "precious\n"
     assert (site / "index.html").is_file() and not (site / "index.html").is_symlink()
-    assert not (pub / "README.md").is_symlink()
+    assert not (site / "README.md").is_symlink() and (pub / "README.md").is_symlink()  # --index went under --out
+    code, _, err = cli(capsys, "publish", pub, "--index")  # no --out: the results folder's README.md
+    assert code == 0, err
+    assert victim.read_text() == "precious\n" and not (pub / "README.md").is_symlink()
 
 
 # ------------------------------------------------------------------ 6. bad folders
@@ -735,7 +739,7 @@ def test_publish_leaves_serials_and_uuids_out(tmp_path, capsys):
     write_run_folder(tmp_path / "res" / "r", rows, dict(H200, serial="1652826070908", uuid=uuid))
     code, _, err = cli(capsys, "publish", tmp_path / "res", "--out", tmp_path / "site", "--index", "--figures", "none")
     assert code == 0, err
-    published = [p for p in (tmp_path / "site").rglob("*") if p.is_file()] + [tmp_path / "res" / "README.md"]
+    published = [p for p in (tmp_path / "site").rglob("*") if p.is_file()]  # pages, README.md, data copies
     text = "".join(p.read_text(errors="replace") for p in published)
     assert uuid not in text and "1652826070908" not in text and "withheld (publish --keep-serials)" in text
     code, _, err = cli(capsys, "publish", tmp_path / "res", "--out", tmp_path / "kept", "--figures", "none",

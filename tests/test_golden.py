@@ -129,7 +129,7 @@ def test_built_row_keys(tmp_path, capsys):
 def test_publish(tmp_path, capsys):
     """Every HTML page of the site built from results/ (figures off: their bytes depend on the
     matplotlib version). Run from the checkout with the relative name `results`, as the README
-    does: page names are derived from the folder name the user gave."""
+    does; page names are the run folders' names."""
     _cli(capsys, "publish", "results", "--out", str(tmp_path / "site"), "--figures", "none")
     pages = sorted((tmp_path / "site").rglob("*.html"))
     assert len(pages) > len(RUNS)

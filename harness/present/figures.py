@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from harness.core.flops import STREAM_WORDS  # noqa: E402
 from harness.analysis.peaks import peak_for, spec_for  # noqa: E402
-from harness.core.row import busbw_gbps, number, params  # noqa: E402
+from harness.core.row import busbw_gbps, memory_bytes, number, params  # noqa: E402
 from harness.core.store import write_atomic  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -133,23 +134,126 @@ def gemm_vs_size(meta: Mapping, rows: Sequence[Mapping], stem: Path,
     return _save(fig, stem, formats)
 
 
+def _attention_config(row: Mapping) -> tuple:
+    p = params(row)
+    gqa = p.get("kv_heads") not in (None, p.get("heads"))
+    return (str(row.get("dtype")), p.get("head_dim"), gqa, str(row.get("label") or ""))
+
+
 def attention_vs_seq(meta: Mapping, rows: Sequence[Mapping], stem: Path,
                      formats: Sequence[str] = FORMATS) -> list[Path]:
-    series: dict[str, list] = {}
-    for r in _ok(rows, "attention"):
-        seq, t = number(params(r).get("seq")), number(r.get("tflops"))
-        if seq is None or t is None:
-            continue
-        p = params(r)
-        causal = "causal" if p.get("causal") else "full"
-        gqa = f" GQA {p.get('heads')}/{p.get('kv_heads')}" if p.get("kv_heads") not in (None, p.get("heads")) else ""
-        label = f" {r.get('label')}" if r.get("label") else ""
-        name = f"{r.get('backend')} {r.get('op')} {r.get('dtype')} {causal} d={p.get('head_dim')}{gqa}{label}"
-        series.setdefault(name, []).append((seq, t))
-    if not series:
+    """TFLOP/s against sequence length, one panel per (op, causal), one colour per backend: the
+    question is which backend to pin. Lines are the run's main sweep (its commonest dtype and
+    head_dim without GQA or a model preset); every other shape (head dims, GQA, fp16, presets)
+    is a hollow marker in its backend's colour, so 100 configurations never make 100 legend
+    entries. A run of one backend draws a line per plain (dtype, head_dim) instead."""
+    ok = [r for r in _ok(rows, "attention")
+          if number(params(r).get("seq")) is not None and number(r.get("tflops")) is not None]
+    if not ok:
         return []
-    fig = _series_plot(series, title=f"attention — {_device(meta)}", xlabel="sequence length",
-                       ylabel="TFLOP/s (median)", logx=True)
+    plain = [_attention_config(r) for r in ok if not _attention_config(r)[2] and not _attention_config(r)[3]]
+    main = Counter(plain or [_attention_config(r) for r in ok]).most_common(1)[0][0]
+    backends = sorted({str(r.get("backend")) for r in ok})
+    one_backend = len(backends) == 1
+
+    def series(r: Mapping) -> tuple[str, bool]:
+        """(colour key, drawn as a line?)"""
+        c = _attention_config(r)
+        if one_backend:
+            return f"{c[0]} head_dim {c[1]}", not c[2] and not c[3]
+        return str(r.get("backend")), c == main
+
+    keys = sorted({series(r)[0] for r in ok}, key=lambda k: [int(t) if t.isdigit() else t for t in k.split()])
+    palette = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colour = {k: palette(i % palette.N) for i, k in enumerate(keys)}
+    panels = sorted({(str(r.get("op")), bool(params(r).get("causal"))) for r in ok}, key=lambda x: (x[0], not x[1]))
+    ncols = 1 if len(panels) == 1 else 2
+    nrows = (len(panels) + ncols - 1) // ncols
+    height = 1.0 + 2.9 * nrows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(9.6, height), squeeze=False, sharey=True)
+    fig.subplots_adjust(left=0.08, right=0.74, top=1 - 0.75 / height, bottom=0.5 / height, hspace=0.45, wspace=0.08)
+    for ax, (op, causal) in zip(axes.flat, panels):
+        mine = [r for r in ok if str(r.get("op")) == op and bool(params(r).get("causal")) == causal]
+        for k in keys:
+            line = sorted((params(r)["seq"], r["tflops"]) for r in mine if series(r) == (k, True))
+            other = [(params(r)["seq"], r["tflops"]) for r in mine if series(r) == (k, False)]
+            if line:
+                ax.plot([x for x, _ in line], [y for _, y in line], color=colour[k], marker="o", ms=3)
+            if other:
+                ax.scatter([x for x, _ in other], [y for _, y in other], s=14, marker="D", facecolors="none",
+                           edgecolors=[colour[k]], linewidths=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{op}, {'causal' if causal else 'full (non-causal)'}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("TFLOP/s (median)", fontsize=9)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("sequence length", fontsize=9)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colour[k], marker="o", ms=4, label=k) for k in keys]
+    if any(not series(r)[1] for r in ok):
+        what = "GQA, model presets" if one_backend else "other head_dim, GQA,\ndtype, model presets"
+        handles.append(Line2D([], [], ls="none", marker="D", mfc="none", mec="0.3", label=f"hollow: {what}"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.76, 1 - 0.75 / height), fontsize=8, frameon=False)
+    title = f"backend {backends[0]}" if one_backend else f"lines {main[0]}, head_dim {main[1]}"
+    fig.suptitle(f"attention — {_device(meta)}: {title}", fontsize=11)
+    return _save(fig, stem, formats)
+
+
+def memory_bandwidth(meta: Mapping, rows: Sequence[Mapping], stem: Path,
+                     formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Left: GB/s of each STREAM kernel (dtype, backend) on the device's own memory, beside the
+    spec HBM bandwidth. Right: the copies (host to device, device to host, both ways, device to
+    device) against their size, pinned and pageable apart."""
+    ok = _ok(rows, "memory")
+    stream = [r for r in ok if r.get("op") in STREAM_WORDS and number(r.get("gbps"))]
+    copies = [r for r in ok if r.get("op") not in STREAM_WORDS and r.get("op") != "peak_fma"
+              and number(r.get("gbps")) and memory_bytes(r)]
+    if not stream and not copies:
+        return []
+    ncols = int(bool(stream)) + int(bool(copies))
+    fig, axes = plt.subplots(1, ncols, figsize=(9.6, 4.4), squeeze=False)
+    fig.subplots_adjust(left=0.17 if stream else 0.08, right=0.8, wspace=0.35, bottom=0.14, top=0.86)
+    axes = list(axes.flat)
+    if stream:
+        ax = axes.pop(0)
+        best: dict[str, float] = {}
+        for r in stream:  # one bar per kernel: its best size (the HBM-resident one)
+            name = f"{r.get('op')} {r.get('dtype')} ({r.get('backend')})"
+            best[name] = max(best.get(name, 0.0), float(r["gbps"]))
+        names = sorted(best, key=lambda n: (n.split()[0], n))
+        backends = sorted({n.rsplit("(", 1)[1] for n in names})
+        colour = {b: plt.get_cmap("tab10")(i) for i, b in enumerate(backends)}
+        ax.barh(range(len(names)), [best[n] for n in names], color=[colour[n.rsplit("(", 1)[1]] for n in names])
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        peak = peak_for(spec_for(meta), "memory", None)[0]
+        if peak:
+            ax.axvline(peak, color="k", ls="--", lw=1)
+        ax.set(xlabel="GB/s (median)")
+        ax.set_title("STREAM kernels" + (f" (dashed: HBM spec {peak:g} GB/s)" if peak else ""), fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    if copies:
+        ax = axes.pop(0)
+        series: dict[str, list] = {}
+        for r in copies:
+            mem = params(r).get("host_mem")
+            name = f"{r.get('op')}{' ' + str(mem) if mem else ''}"
+            series.setdefault(name, []).append((memory_bytes(r), float(r["gbps"])))
+        for name, pts in sorted(series.items()):
+            pts = sorted(pts)
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", ms=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")  # PCIe (tens of GB/s) and device copies (thousands) on one axis
+        ax.set(xlabel="bytes per copy", ylabel="GB/s (median)")
+        ax.set_title("copies by size", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, **_LEGEND)
+    fig.suptitle(f"memory — {_device(meta)}", fontsize=11)
     return _save(fig, stem, formats)
 
 
@@ -323,8 +427,8 @@ def _device(meta: Mapping) -> str:
     return f"{d.get('name')} ×{d.get('count')}"
 
 
-RUN_FIGURES = (("gemm", gemm_vs_size), ("attention", attention_vs_seq), ("busbw", busbw_vs_size),
-               ("roofline", roofline))
+RUN_FIGURES = (("gemm", gemm_vs_size), ("attention", attention_vs_seq), ("memory", memory_bandwidth),
+               ("busbw", busbw_vs_size), ("roofline", roofline))
 
 
 def run_figures(meta: Mapping, rows: Sequence[Mapping], run_dir: Path | None, out_dir: Path,

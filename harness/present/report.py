@@ -345,13 +345,48 @@ def pivots(meta: Mapping, rows: list[dict]) -> dict[str, list[Pivot]]:
 # ------------------------------------------------------------------ header and projection
 
 
+def cudnn_text(version: Any) -> str:
+    """torch.backends.cudnn.version() as people write it: cuDNN 9 encodes major*10000 + minor*100
+    + patch (91900 = 9.19.0), cuDNN 8 and older major*1000 + minor*100 + patch (8907 = 8.9.7)
+    (CUDNN_VERSION in cudnn_version.h of each release; docs/sources.md)."""
+    v = number(version)
+    if v is None or v != int(v) or v <= 0:
+        return str(version)
+    v = int(v)
+    if v >= 90000:
+        return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+    return f"{v // 1000}.{v // 100 % 10}.{v % 100}"
+
+
+def software_stack(meta: Mapping) -> list[tuple[str, str]]:
+    """(name, version) of torch, CUDA, cuDNN, NCCL and the driver, as the run recorded them;
+    "not recorded" where it did not; a CPU run has no GPU stack and says so once."""
+    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
+    sw = d.get("software") if isinstance(d.get("software"), Mapping) else {}
+    torch = ("torch", str(sw.get("torch") or "not recorded"))
+    if d.get("backend") == "cpu":
+        return [torch, ("GPU stack", "none (CPU run)")]
+    found = {"CUDA": sw.get("torch_cuda"), "cuDNN": cudnn_text(sw["cudnn"]) if sw.get("cudnn") else None,
+             "NCCL": sw.get("nccl") or d.get("nccl_version"), "driver": d.get("driver_version")}
+    return [torch] + [(k, str(v) if v not in (None, "") else "not recorded") for k, v in found.items()]
+
+
+def git_text(meta: Mapping) -> str:
+    """The gwbench commit that measured the run, or "not recorded" (a run from an installed copy)."""
+    git = meta.get("git") if isinstance(meta.get("git"), Mapping) else {}
+    commit = git.get("commit")
+    if not commit:
+        return "not recorded"
+    dirty = git.get("dirty")
+    state = {True: "with uncommitted changes", False: "clean"}.get(dirty, "changes not recorded")
+    return f"{commit} ({state})"
+
+
 def system_facts(meta: Mapping) -> list[tuple[str, str]]:
     d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
     sw = d.get("software") if isinstance(d.get("software"), Mapping) else {}
     tel = meta.get("telemetry") if isinstance(meta.get("telemetry"), Mapping) else {}
-    git = meta.get("git") if isinstance(meta.get("git"), Mapping) else {}
     acc = spec_for(meta)
-    nccl = sw.get("nccl") or d.get("nccl_version") or "n/a"
     extra_facts = []
     st = meta.get("stability") if isinstance(meta.get("stability"), Mapping) else None
     if st is not None:
@@ -361,15 +396,15 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
         extra_facts.append(("imported", f"{imp.get('version')} output {imp.get('file')} "
                                         f"(sha256 {str(imp.get('sha256'))[:16]}...)"))
     return extra_facts + [
-        ("run", f"{meta.get('run_id')} ({meta.get('status')}); started {meta.get('started_at')}, "
-                f"finished {meta.get('finished_at')}"),
+        ("run", f"{meta.get('run_id')} ({meta.get('status') or 'status not recorded'}); started "
+                f"{meta.get('started_at') or 'not recorded'}, finished {meta.get('finished_at') or 'not recorded'}"),
         ("host", str(d.get("host", "n/a"))),
         ("device", f"{d.get('name')} ({d.get('backend')}) × {d.get('count')}"
                    + (f"; spec entry {acc.name}" if acc else "; no spec entry (shares not shown)")),
-        ("software", f"driver {d.get('driver_version', 'n/a')}, CUDA {sw.get('torch_cuda') or 'n/a'}, "
-                     f"torch {sw.get('torch')}, NCCL {nccl}, python {sw.get('python')}"),
+        ("software", ", ".join(f"{k} {v}" for k, v in software_stack(meta))
+                     + f", python {sw.get('python') or 'not recorded'}"),
         ("power", f"limit {d.get('power_limit_w', 'n/a')} W; telemetry {tel.get('source', 'n/a')}"),
-        ("git", f"{git.get('commit')} (dirty: {git.get('dirty')})"),
+        ("git", git_text(meta)),
     ]
 
 
@@ -471,25 +506,35 @@ def pivot_html(pv: Pivot) -> str:
 
 
 def rows_html(rows: list[dict]) -> str:
+    """Every row; TFLOP/J and GB/J are work per joule (= per watt) from trusted windows only."""
     cols = ("family", "op", "dtype", "backend", "status", "case", "median ms", "TFLOP/s median",
-            "GB/s median", "W", "note")
+            "GB/s median", "W", "TFLOP/J", "GB/J", "note")
     trs = []
     for r in rows:
         t = number(r.get("time_s"))
+        fam = r.get("family")
+        tj = per_watt(r, "tflops") if fam in ("gemm", "attention") else None
+        gj = per_watt(r, "gbps") if fam == "memory" else None
         vals = (r.get("family"), r.get("op"), r.get("dtype"), r.get("backend"), r.get("status"),
                 f"{r.get('label') or ''} {shape_text(r)}".strip(), _num(t * 1e3 if t else None),
-                _num(r.get("tflops")), _num(r.get("gbps")), _watts(r),
+                _num(r.get("tflops")), _num(r.get("gbps")), _watts(r), _num(tj, ".3g"), _num(gj, ".3g"),
                 r.get("error") or ("noisy" if r.get("noisy") else ""))
-        trs.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in vals) + "</tr>")
+        tds = [f"<td>{esc(v)}</td>" for v in vals]
+        w = number(r.get("power_w"))
+        if w is not None:  # "(696)" for an untrusted window still sorts by its number
+            tds[9] = f"<td data-sort=\"{w:.6g}\">{esc(vals[9])}</td>"
+        trs.append("<tr>" + "".join(tds) + "</tr>")
     head = "".join(f"<th>{esc(c)}</th>" for c in cols)
-    return f"<table class=\"rows\"><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+    return (f"<div class=\"wide\"><table class=\"rows\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table></div>")
 
 
 def render_html_body(meta: dict, rows: list[dict], projection: Mapping | None = None,
-                     figures: Iterable[str] = ()) -> str:
+                     figures: Iterable[str] = (), intro: str = "") -> str:
+    """The run's page body; `intro` (HTML, already escaped: publish's provenance) after the facts."""
     facts = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in system_facts(meta))
     facts += "".join(f"<li>{esc(x)}</li>" for x in summary_lines(projection))
-    parts = [f"<h1>gwbench run {esc(meta.get('run_id'))}</h1><ul class=\"facts\">{facts}</ul>"]
+    parts = [f"<h1>gwbench run {esc(meta.get('run_id'))}</h1><ul class=\"facts\">{facts}</ul>" + intro]
     figs = list(figures)
     if figs:
         parts.append("<h2>figures</h2>" + "".join(
