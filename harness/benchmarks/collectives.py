@@ -42,6 +42,18 @@ from harness.measure.context import Context
 from harness.measure.dist import PeerLost
 
 NAME = "collectives"
+
+
+# torch 2.13 renamed all_gather_into_tensor / reduce_scatter_tensor to *_single and warns on the
+# old names in the middle of a run's output; the same collective either way (older torch has
+# only the old names).
+def _all_gather(dist):
+    return getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
+def _reduce_scatter(dist):
+    return getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
+
 TORCH_DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # (op, placement): torch has all_reduce, broadcast and reduce only in place (one tensor);
 # all_gather_into_tensor and reduce_scatter_tensor have both (in place = the shard is a view
@@ -166,9 +178,9 @@ class _Bufs:
         if op == "all_reduce":
             dist.all_reduce(self.buf)
         elif op == "all_gather":
-            dist.all_gather_into_tensor(self.full, self.shard)
+            _all_gather(dist)(self.full, self.shard)
         elif op == "reduce_scatter":
-            dist.reduce_scatter_tensor(self.shard, self.full)
+            _reduce_scatter(dist)(self.shard, self.full)
         elif op == "alltoall":
             dist.all_to_all_single(self.recv, self.send)
         elif op == "broadcast":

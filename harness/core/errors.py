@@ -20,7 +20,12 @@ def printable(text: str) -> str:
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
     """One printable line of at most `limit` characters, marked where it was cut."""
     text = printable(" ".join(str(text).split("\n")))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # at the last word boundary when there is one in the last fifth: no note ends mid-word
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 4 // 5 else cut) + "…"
 
 
 def one_line(exc: BaseException, limit: int = MESSAGE_LIMIT) -> str:

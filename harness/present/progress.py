@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress as RichProgress, TextColumn, TimeE
 from rich.table import Table
 from rich.text import Text
 
+from harness.core.errors import clip
 from harness.core.row import busbw_gbps, memory_bytes, number, params
 from harness.present.tables import fit_columns
 
@@ -81,7 +82,7 @@ def case_label(case, width: int = 60) -> str:
 
 def _figure(row: dict) -> str:
     if row.get("status") != "ok":
-        return (row.get("error") or "")[:120]
+        return clip(row.get("error") or "", 120)
     return "  ".join(x for x in (result_text(row), _watts(row) + " W" if row.get("power_w") is not None else "") if x)
 
 

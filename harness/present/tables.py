@@ -46,11 +46,13 @@ def fit_columns(headers: Sequence[str], cells: Sequence[Sequence[str]], width: i
     wanted first) are dropped until the rest fit. A box table costs 3 columns per column + 1.
     """
     natural = [max([len(str(headers[i]))] + [len(r[i]) for r in cells]) for i in range(len(headers))]
+    # A flexible column may wrap between words, never inside one ("(preliminary" / ")").
+    floor = {i: max([min_flexible] + [len(w) for r in cells for w in r[i].split()]) for i in flexible}
     keep = list(range(len(headers)))
     flex = [i for i in flexible if i in keep]
 
     def need(cols: list[int]) -> int:
-        return sum(min(natural[j], min_flexible) if j in flexible else natural[j] for j in cols) + 3 * len(cols) + 1
+        return sum(min(natural[j], floor[j]) if j in flexible else natural[j] for j in cols) + 3 * len(cols) + 1
 
     if width is not None:
         for i in optional:
@@ -63,7 +65,7 @@ def fit_columns(headers: Sequence[str], cells: Sequence[Sequence[str]], width: i
         room = width - sum(natural[j] for j in keep if j not in flex) - 3 * len(keep) - 1
         # Share the room among the flexible columns, the narrowest first (each takes what it needs).
         for n, j in enumerate(sorted(flex, key=lambda j: natural[j])):
-            share = max(min_flexible, room // (len(flex) - n)) if room > 0 else min_flexible
+            share = max(floor[j], room // (len(flex) - n)) if room > 0 else floor[j]
             widths[j] = min(natural[j], share)
             room -= widths[j]
     return keep, widths
