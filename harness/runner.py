@@ -411,7 +411,9 @@ def _run(plan: _Plan, out: Path, argv: list[str], resume: Path | None, env: dict
             if resume is None and world.rank == 0:
                 store.write_meta(**_telemetry_run_start(tel, cfg, store))
             with prog.Progress(todo, console, cost_s=lambda c: expected_s(c, cfg, dev, power_readable)) as bar:
-                for case in todo:
+                for i, case in enumerate(todo):
+                    if i and todo[i - 1].family != case.family:
+                        FAMILIES[todo[i - 1].family].finish(ctx)  # what it holds leaves before the next family
                     bar.start(case)
                     row = run_case(case, ctx, store.meta["run_id"],
                                    sustain_for(case, cfg, dev, power_readable))
@@ -435,6 +437,9 @@ def _run(plan: _Plan, out: Path, argv: list[str], resume: Path | None, env: dict
     finally:
         if frozen_before == 0:  # a caller that runs the harness in-process gets its gc back
             gc.unfreeze()
+        if status == "complete":  # before the end's reference kernel (after Ctrl-C: at exit)
+            for name in cfg.families():
+                FAMILIES[name].finish(ctx)
         # A second Ctrl-C while the end is recorded waits until run.json is written.
         with _SignalGuard() as late, late.critical():
             extra = _telemetry_run_end(tel)  # every rank closes its telemetry; rank 0's is recorded

@@ -499,3 +499,31 @@ def test_one_rank_nccl(tmp_path):
     assert outcome.extra["algbw_gbps"] > 0 and outcome.extra["busbw_gbps"] == 0 and outcome.extra["wrong"] == 0
     status, _, error = measure_case(cases[("sendrecv", 4 << 20)], ctx)
     assert status in ("ok", "failed"), error
+
+
+def test_one_rank_group_is_gone_before_the_next_family_and_at_the_end(tmp_path, monkeypatch):
+    """A world of one destroys its one-rank group after the collectives' last case: a live gloo
+    group that has run an all_gather kept a core busy and made every later 2-thread matmul (the
+    next family's, and the end's stability reference) 1.5x slower on the 2-core CPU."""
+    import dataclasses
+
+    import torch.distributed as dist
+
+    from harness.benchmarks import FAMILIES
+    from harness.cli import main
+
+    seen = []
+    gemm = FAMILIES["gemm"]
+
+    def gemm_run(case, ctx):
+        seen.append(dist.is_initialized())
+        return gemm.run(case, ctx)
+
+    monkeypatch.setitem(FAMILIES, "gemm", dataclasses.replace(gemm, run=gemm_run))
+    args = ["run", "--device", "cpu", "--only", "collectives,gemm", "--dtype", "fp32", "--sizes", "1K:4K:4",
+            "--iters", "2", "--out", str(tmp_path), *FAST]
+    assert main(args) == 0
+    assert seen and not any(seen), "the gemm cases ran beside a live one-rank process group"
+    assert not dist.is_initialized()
+    rows = _rows(_run_dir(tmp_path))
+    assert {r["family"] for r in rows if r["status"] == "ok"} == {"collectives", "gemm"}

@@ -2,8 +2,9 @@
 
 A family module ends with `FAMILY = Family(...)`: its name, the pure function that expands a
 suite into cases, the function that measures one case (raising SkipCase for a case that
-cannot run here), which cases deserve a sustained, power-measured window, and how it checks
-the run options it owns (so a bad option is a usage error before anything runs).
+cannot run here), which cases deserve a sustained, power-measured window, how it checks
+the run options it owns (so a bad option is a usage error before anything runs), and what it
+releases after its last case (so nothing it holds slows what is measured after it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def _no_options(options: Mapping[str, Any]) -> None:
     return None
 
 
+def _nothing_held(ctx: Context) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -28,3 +33,4 @@ class Family:
     run: Callable[[Case, Context], Outcome]  # measure one case
     power_case: Callable[[Case, str], bool]  # (case, device backend) -> sustained window?
     check_options: Callable[[Mapping[str, Any]], None] = _no_options  # raises UsageError
+    finish: Callable[[Context], None] = _nothing_held  # after its last case; idempotent

@@ -438,7 +438,8 @@ COUNT_MEANING = {"all_gather": "elements per rank (sent by each)",
 
 def _one_rank_group(ctx: Context) -> None:
     """A world of one measures on a one-rank process group (NCCL on a GPU, gloo on the CPU),
-    as nccl-tests runs on one GPU; made once per process and kept (it holds no peer)."""
+    as nccl-tests runs on one GPU; made at the family's first case, destroyed after its last
+    (finish)."""
     import torch.distributed as dist
 
     if dist.is_initialized():
@@ -451,11 +452,21 @@ def _one_rank_group(ctx: Context) -> None:
 
 
 def _destroy_one_rank_group() -> None:
-    """At exit, as torch asks of every process group (NCCL warns otherwise)."""
+    """As torch asks of every process group (NCCL warns otherwise). Not left for exit: on a
+    2-core CPU a live one-rank gloo group that has run an all_gather keeps a core busy, and
+    every 2-thread matmul measured after it ran 1.5x slower (the end-of-run reference
+    kernel flagged each quick suite unstable)."""
     import torch.distributed as dist
 
     if dist.is_initialized() and dist.get_world_size() == 1:
         dist.destroy_process_group()
+
+
+def finish(ctx: Context) -> None:
+    """After the family's last case: a world of one drops its one-rank group (a launched
+    world's group belongs to the runner, which destroys it at the end)."""
+    if ctx.world_size == 1:
+        _destroy_one_rank_group()
 
 
 def _lost(ctx: Context, case: Case, exc: Exception) -> Exception:
@@ -480,4 +491,4 @@ def check_options(options) -> None:
         parse_sizes(options["coll_sizes"])
 
 
-FAMILY = Family(NAME, cases, run, power_case, check_options)
+FAMILY = Family(NAME, cases, run, power_case, check_options, finish)
