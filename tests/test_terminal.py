@@ -22,6 +22,9 @@ def _rows():
     rows.append(built_row("attention", "fwd", "bf16", {"batch": 2, "seq": 8192, "heads": 32, "kv_heads": 8,
                                                       "head_dim": 128, "causal": True},
                           backend="sdpa-cudnn", flop=1e12, time_s=2e-3))
+    rows.append(built_row("attention", "fwd", "bf16", {"batch": 2, "seq": 8192, "heads": 32, "kv_heads": 8,
+                                                      "head_dim": 128, "causal": True},
+                          backend="sdpa-flash", flop=1e12, time_s=3e-3))
     rows.append(built_row("collectives", "all_reduce", "bf16", {"size_bytes": 1 << 30, "placement": "in_place"},
                           backend="nccl", world_size=8, nbytes=1 << 30, time_s=5e-3,
                           extra={"size_bytes": 1 << 30, "algbw_gbps": 214.7, "busbw_gbps": 375.8}))
@@ -50,10 +53,52 @@ def test_summary_fits_the_terminal(width, tmp_path):
     # Skipped cases: one line per reason, not one row per case.
     assert text.count("skipped: gemm tf32 (2 cases): tf32 needs a CUDA GPU") == 1
     assert "skipped: gemm fp8 (2 cases)" in text
+    # Two attention backends: the case names each, at every width (rows must not read alike).
+    assert "attention fwd sdpa-cudnn" in text and "attention fwd sdpa-flash" in text
+    assert "~ noisy: IQR > 10% of the median" in text  # the mark, explained once
     if width >= 100:
-        assert "sdpa-cudnn" in text and " W " in text.splitlines()[2]  # backend and power columns
-    else:
-        assert "sdpa-cudnn" not in text  # dropped to fit; the case, dtype and figure stay
+        assert " W " in text.splitlines()[2]  # the power column joins
+
+
+def _one_rank_sweep(op: str, sizes) -> list[dict]:
+    return [built_row("collectives", op, "fp32", {"size_bytes": n, "placement": "in_place"}, backend="gloo",
+                      world_size=1, nbytes=n, time_s=1e-4,
+                      extra={"size_bytes": n, "algbw_gbps": n / 1e-4 / 1e9, "busbw_gbps": 0.0})
+            for n in sizes]
+
+
+def test_one_rank_collectives_show_algbw_at_their_largest_message(tmp_path):
+    """busbw is 0 by definition on one rank: the summary shows algbw, says so, and keeps one
+    row per sweep (its largest message); the report has the rest."""
+    rows = _one_rank_sweep("all_reduce", [1024, 4096, 1 << 20]) + _one_rank_sweep("reduce", [1024, 1 << 20])
+    text = _render(lambda c: print_summary(rows, tmp_path, c), 80)
+    assert "all_reduce in-place 1 MiB" in text and "algbw 10.49 GB/s (1 rank)" in text
+    assert "1 KiB" not in text and "busbw 0" not in text
+    assert "collectives: the largest message of each sweep" in text
+
+
+def test_past_the_limit_each_family_keeps_its_best_rows(tmp_path):
+    """Ranking in one unit per family: a family in GB/s is not crowded out by TFLOP/s figures
+    that happen to be larger numbers, nor by many collectives."""
+    from harness.present.progress import summary_table
+
+    gemms = [gemm_row(float(t), n=256 * (i + 1)) for i, t in enumerate(range(100, 120))]
+    mem = [built_row("memory", "triad", "fp32", {"size_bytes": 1 << 27}, backend="torch", nbytes=3 << 27,
+                     time_s=t) for t in (0.01, 0.02, 0.04)]
+    table = summary_table(gemms + mem, width=160, limit=6)
+    cases = [str(c) for c in table.columns[0]._cells]
+    assert sum(c.startswith("memory") for c in cases) == 3 and len(cases) == 6
+    tflops = [str(c) for c in table.columns[2]._cells][:3]
+    assert tflops == ["119 TFLOP/s", "118 TFLOP/s", "117 TFLOP/s"]  # the family's best, best first
+
+
+def test_long_skip_reasons_wrap_to_two_lines_at_a_word(tmp_path):
+    why = "sdpa-cudnn refused this case: " + "no viable backend was found for these inputs " * 6
+    rows = [built_row("attention", "fwd", "fp32", {"seq": 128}, backend="sdpa-cudnn", status="skipped", error=why)]
+    lines = [ln for ln in _render(lambda c: print_summary(rows, tmp_path, c), 80).splitlines()
+             if "skipped:" in ln or ln.startswith("    ")]
+    assert len(lines) == 2 and lines[1].endswith("…") and lines[1].startswith("    ")
+    assert all(len(ln) <= 80 for ln in lines)
 
 
 def test_cpu_run_says_why_there_is_no_power(tmp_path):

@@ -1,16 +1,19 @@
 """What `gwbench run` shows in the terminal: the progress bar (stderr) and the summary (stdout).
 
 The summary fits the terminal it is printed to: the columns a reader needs first are always
-there (case, dtype, the figure with its unit, note); backend, power and time join as the width
-allows, and long text is cut with an ellipsis, never wrapped. The figure column names its
-statistic (the median of the samples) and marks a noisy row with `~`. Skipped cases are grouped
-by their reason, one line per reason. Power under a window too short to trust is shown in
-parentheses; where no power was read at all, one line says why.
+there (case, dtype, the figure with its unit); power and time join as the width allows; each
+failure is listed under the table with its reason. The case names the backend where a family ran more than one, and wraps
+rather than lose its shape or size. The figure column names its statistic (the median of the
+samples) and marks a noisy row with `~`, said once under the table. Past `limit` rows, each
+family keeps its best rows, ranked in its own unit. Skipped cases are grouped by their reason,
+one line per reason (two where the reason is long). Power under a window too short to trust is
+shown in parentheses; where no power was read at all, one line says why.
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from rich.console import Console
@@ -19,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core.errors import clip
-from harness.core.row import busbw_gbps, memory_bytes, number, params
+from harness.core.row import algbw_gbps, busbw_gbps, memory_bytes, number, params
 from harness.present.tables import fit_columns
 
 NOISY_MARK = "~"
@@ -87,14 +90,18 @@ def _figure(row: dict) -> str:
 
 
 def result_text(row: dict) -> str:
-    """The row's headline figure with its unit: TFLOP/s, busbw GB/s (and algbw) or GB/s; the
-    median of its samples; `~` when noisy (IQR > 10% of the median)."""
+    """The row's headline figure with its unit: TFLOP/s, busbw GB/s or GB/s; the median of its
+    samples; `~` when noisy (IQR > 10% of the median). A collective on one rank shows algbw:
+    its busbw is 0 by nccl-tests' definition for every collective that reduces or gathers."""
     if row.get("status") != "ok":
         return str(row.get("status"))
     noisy = NOISY_MARK if row.get("noisy") else ""
-    bus = busbw_gbps(row)
-    if row.get("family") == "collectives" and bus is not None:
-        return f"busbw {bus:.4g} GB/s{noisy}"
+    if row.get("family") == "collectives":
+        bus, alg = busbw_gbps(row), algbw_gbps(row)
+        if row.get("world_size") == 1 and alg is not None:
+            return f"algbw {alg:.4g} GB/s{noisy} (1 rank)"
+        if bus is not None:
+            return f"busbw {bus:.4g} GB/s{noisy}"
     tf, gb = number(row.get("tflops")), number(row.get("gbps"))
     if tf is not None:
         return f"{tf:.4g} TFLOP/s{noisy}"
@@ -102,6 +109,16 @@ def result_text(row: dict) -> str:
         return f"{gb:.4g} GB/s{noisy}"
     t = number(row.get("time_s"))
     return f"{t * 1e3:.4g} ms{noisy}" if t is not None else ""
+
+
+def _rank_key(row: dict) -> tuple[int, float]:
+    """Within a family: the figure the summary shows, one unit at a time (TFLOP/s rows, then
+    GB/s rows), best first."""
+    if row.get("family") == "collectives":
+        v = algbw_gbps(row) if row.get("world_size") == 1 else busbw_gbps(row)
+        return (1, -(v or 0.0))
+    tf, gb = number(row.get("tflops")), number(row.get("gbps"))
+    return (0, -tf) if tf is not None else (1, -(gb or 0.0))
 
 
 def _watts(row: dict) -> str:
@@ -152,41 +169,94 @@ def case_text(row: dict) -> str:
 _COLUMNS: list[tuple[str, str, int, Callable[[dict], str]]] = [
     ("case", "left", 0, case_text),
     ("dtype", "left", 0, lambda r: str(r.get("dtype"))),
-    ("backend", "left", 100, lambda r: str(r.get("backend"))),
     ("result (median)", "right", 0, result_text),
     ("W", "right", 100, lambda r: _watts(r) if r.get("power_w") is not None else ""),
     ("median ms", "right", 130, lambda r: f"{r['time_s'] * 1e3:.4g}" if number(r.get("time_s")) else ""),
-    ("note", "left", 0, lambda r: str(r.get("error") or ("noisy: IQR > 10% of median" if r.get("noisy") else ""))),
 ]
 
 
 def summary_table(rows: list[dict], width: int = 160, limit: int = 60) -> Table:
-    """The measured (ok and failed) rows, best first per family past `limit`; skipped rows are
-    summarised by `skipped_lines`."""
-    shown = [r for r in rows if r.get("status") != "skipped"]
+    """The measured (ok and failed) rows; past `limit`, the failures and then each family's
+    best rows (skipped rows are summarised by `skipped_lines`)."""
+    measured = [r for r in rows if r.get("status") != "skipped"]
+    shown = _largest_message(measured)
     has_power = any(r.get("power_w") is not None for r in shown)
-    cols = [c for c in _COLUMNS if width >= c[2] and (c[0] != "W" or has_power)]
     picked = shown if len(shown) <= limit else _top(shown, limit)
-    cells = [[cell(r) for _, _, _, cell in cols] for r in picked]
+    cols = [c for c in _COLUMNS if width >= c[2] and (c[0] != "W" or has_power)]
+    many = _families_with_backends(shown)
+    cells = [[_case_cell(r, many) if name == "case" else cell(r) for name, _, _, cell in cols] for r in picked]
     headers = [c[0] for c in cols]
-    # The case and the note give way (cut with an ellipsis) before the figures do.
-    flexible = [headers.index(h) for h in ("case", "note", "backend") if h in headers]
-    keep, widths = fit_columns(headers, cells, width, flexible=flexible)
+    # The case wraps (its shape or size is what tells rows apart); the figures are never cut.
+    keep, widths = fit_columns(headers, cells, width, flexible=[0])
     table = Table(title="gwbench summary", show_lines=False, expand=False)
     for j in keep:
-        table.add_column(headers[j], justify=cols[j][1], no_wrap=True, overflow="ellipsis", width=widths[j])
+        wraps = headers[j] == "case"
+        table.add_column(headers[j], justify=cols[j][1], no_wrap=not wraps,
+                         overflow="fold" if wraps else "ellipsis", width=widths[j])
     for c in cells:
         table.add_row(*(Text(c[j]) for j in keep))  # Text: a `[/x]` in an error is text, not markup
+    notes = []
+    if len(shown) < len(measured):
+        notes.append("collectives: the largest message of each sweep")
+    if any(r.get("noisy") for r in picked if r.get("status") == "ok"):
+        notes.append(f"{NOISY_MARK} noisy: IQR > 10% of the median")
     if len(shown) > limit:
-        table.caption = f"{limit} of {len(shown)} measured rows (failures, then best first); `gwbench report` has all"
+        notes.append(f"{limit} of {len(shown)} measured rows (failures, then each family's best); "
+                     "`gwbench report` has all")
+    if notes:
+        table.caption = "; ".join(notes)
     return table
 
 
+def _largest_message(rows: list[dict]) -> list[dict]:
+    """Each collective sweep by its largest message (the size nccl-tests users read busbw at) and
+    its failures; every other row as it is. `gwbench report` prints the whole sweep."""
+    largest: dict[tuple, int] = {}
+    for r in rows:
+        if r.get("family") == "collectives" and r.get("status") == "ok":
+            key = (r.get("op"), r.get("dtype"), r.get("backend"), params(r).get("placement"))
+            largest[key] = max(largest.get(key, 0), int(params(r).get("size_bytes") or 0))
+    return [r for r in rows if r.get("family") != "collectives" or r.get("status") != "ok"
+            or int(params(r).get("size_bytes") or 0) == largest[(r.get("op"), r.get("dtype"), r.get("backend"),
+                                                                  params(r).get("placement"))]]
+
+
+def _families_with_backends(rows: list[dict]) -> set[str]:
+    """Families whose rows ran on more than one backend: there the backend tells rows apart."""
+    seen: dict[str, set[str]] = {}
+    for r in rows:
+        seen.setdefault(str(r.get("family")), set()).add(str(r.get("backend")))
+    return {f for f, b in seen.items() if len(b) > 1}
+
+
+def _case_cell(row: dict, many_backends: set[str]) -> str:
+    text = case_text(row)
+    if str(row.get("family")) not in many_backends:
+        return text
+    head, _, rest = text.partition(" ")
+    op, _, rest = rest.partition(" ")
+    return " ".join(x for x in (head, op, str(row.get("backend")), rest) if x)
+
+
 def _top(rows: list[dict], limit: int) -> list[dict]:
-    ok = sorted((r for r in rows if r["status"] == "ok"),
-                key=lambda r: -(number(r.get("tflops")) or number(r.get("gbps")) or 0))
-    bad = [r for r in rows if r["status"] != "ok"]
-    return (bad[: limit // 3] + ok)[:limit]
+    """The failures (up to a third of `limit`), then the families' best rows taken in turn, so a
+    family measured in GB/s is not crowded out by one in TFLOP/s; shown family by family."""
+    bad = [r for r in rows if r["status"] != "ok"][: limit // 3]
+    by_family: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["status"] == "ok":
+            by_family.setdefault(str(r.get("family")), []).append(r)
+    queues = [sorted(rs, key=_rank_key) for rs in by_family.values()]
+    chosen: dict[str, list[dict]] = {f: [] for f in by_family}
+    room, turn = limit - len(bad), 0
+    while room > 0 and any(queues):
+        q = queues[turn % len(queues)]
+        if q:
+            r = q.pop(0)
+            chosen[str(r.get("family"))].append(r)
+            room -= 1
+        turn += 1
+    return bad + [r for f in by_family for r in chosen[f]]
 
 
 def skipped_lines(rows: list[dict]) -> list[str]:
@@ -223,12 +293,20 @@ def power_note(rows: list[dict]) -> str | None:
 def print_summary(rows: list[dict], run_dir, console: Console | None = None) -> None:
     console = console or Console(file=sys.stdout)
     width = console.width
-    console.print(summary_table(rows, width=width))
+    if any(r.get("status") != "skipped" for r in rows):
+        console.print(summary_table(rows, width=width))
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
     console.print(f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped",
                   highlight=False)
-    for line in skipped_lines(rows):
-        console.print(f"  skipped: {line}", highlight=False, overflow="ellipsis", no_wrap=True, markup=False)
+    # Each failure with its reason (up to three lines), then the skipped cases one line per
+    # reason (up to two): torch's reasons run to 200 characters, cut at a word.
+    lines = [(f"  failed: {case_text(r)} {r.get('dtype')} {r.get('backend')}: {r.get('error') or 'no reason given'}", 3)
+             for r in rows if r.get("status") == "failed"]
+    lines += [(f"  skipped: {line}", 2) for line in skipped_lines(rows)]
+    for line, most in lines:
+        for part in textwrap.wrap(line, width=max(40, width - 1), subsequent_indent="    ",
+                                  max_lines=most, placeholder=" …"):
+            console.print(part, highlight=False, overflow="ellipsis", no_wrap=True, markup=False)
     note = power_note(rows)
     if note:
         console.print(note, highlight=False, overflow="fold", markup=False)

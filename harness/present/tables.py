@@ -42,8 +42,9 @@ def fit_columns(headers: Sequence[str], cells: Sequence[Sequence[str]], width: i
     """Which columns a box table shows in `width` terminal columns, and how wide each is.
 
     Figures keep their natural width (never cut); `flexible` columns (text) share what is left,
-    each between `min_flexible` and its natural width; `optional` columns (indices, least
-    wanted first) are dropped until the rest fit. A box table costs 3 columns per column + 1.
+    each between `min_flexible` (or its longest word) and its natural width; `optional` columns
+    (indices, least wanted first) are dropped until the rest fit. A box table costs 3 columns
+    per column + 1.
     """
     natural = [max([len(str(headers[i]))] + [len(r[i]) for r in cells]) for i in range(len(headers))]
     # A flexible column may wrap between words, never inside one ("(preliminary" / ")").
