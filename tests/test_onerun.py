@@ -80,7 +80,7 @@ def test_vectorised_goodput_is_the_performance_models(gpus, inputs):
     rate_h, restart, storage = 2e-5, 120.0, 0.122e9
     ckpt = 14 * 4e12
     delta = ckpt / (storage * gpus)
-    want = gpmod.goodput(gpus, delta, restart, rate_h).goodput
+    want = gpmod.goodput(gpus, delta, restart, rate_h).goodput  # checkpoint_s, restart_s, rate
     got = onerun.goodput_of(np.array([gpus]), rate_h / 3600, restart, ckpt, storage)[0]
     assert got == pytest.approx(want, abs=1e-12)
 

@@ -152,3 +152,30 @@ def test_run_end_and_project_print_the_same_figures(capsys):
     assert site["flop_per_year_mc"]["p5"] == pytest.approx(out["flop_per_year"]["p5"])
     text = _render(lambda c: print_run_projection(gen | {"fallback_reason": "a CPU run"}, c), 100)
     assert f"{fmt_value(out['accelerators']['point'], 'count')} / {fmt_value(out['accelerators']['p50'], 'count')}" in text
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_project_text_fits_a_terminal_and_keeps_every_figure(width):
+    """`gwbench project` in a terminal: prose wraps at words, a table too wide is printed one
+    site at a time with its labels wrapped; every figure of the unwrapped output is still there."""
+    from harness.analysis import projection
+    from harness.present.projection import render_projection
+
+    result = projection.project(projection.from_spec("h100"), projection.Assumptions(samples=2000))
+    flat, fitted = render_projection(result, "text"), render_projection(result, "text", width=width)
+    assert max(len(ln) for ln in flat.splitlines()) > width  # the case this is for
+    assert max(len(ln) for ln in fitted.splitlines()) <= width
+    assert "1 GW:" in fitted and "10 GW:" in fitted
+    figures = {w for ln in flat.splitlines() for w in ln.split() if w[0].isdigit() and ("e" in w or "," in w)}
+    assert figures and all(f in fitted for f in figures)
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_project_generations_in_a_terminal_fit_and_say_only_what_is_shown(width):
+    from harness.present.projection import render_generations
+
+    result = generations(keys=REFERENCE_GENERATIONS)
+    text = render_generations(result, "text", width=width)
+    assert max(len(ln) for ln in text.splitlines()) <= width and "┃" in text
+    # The note on cost columns only where the terminal had room for them.
+    assert ("cost columns" in text) == ("$ per EFLOP" in text) == (width >= 200)

@@ -548,10 +548,14 @@ class OneRunExtension:
         }
         flags = []
         if section["binding"] == "interruptions" or share["interruptions"] > 0.5:
-            mtbi_min = 60 / (inp.interruption_rate_per_gpu_hour.mode * max(run0["gpus"][0], 1))
-            flags.append(f"one run: interruptions bind: at its best size the job is interrupted every "
-                         f"{mtbi_min:.1f} min and keeps {run0['goodput'][0]:.0%} of its time; a bigger site "
-                         f"does not make a bigger synchronous run until restarts ({inp.restart_s.mode:g} s) "
+            # The table's own p50s (np.percentile, as projection.py), so the flag and the table agree.
+            p50 = {k: float(np.percentile(v, 50)) for k, _, _, _, v in outputs
+                   if k in ("one_run_gpus", "one_run_mtbi_h", "one_run_goodput")}
+            flags.append(f"one run: interruptions bind in {share['interruptions']:.0%} of the samples; at the "
+                         f"p50s the job is at its best on {p50['one_run_gpus']:,.0f} GPUs, interrupted every "
+                         f"{p50['one_run_mtbi_h'] * 60:.1f} min, and keeps {p50['one_run_goodput']:.0%} of its "
+                         "time; a bigger site "
+                         f"does not make a bigger synchronous run until restarts (mode {inp.restart_s.mode:g} s) "
                          "get faster (--restart-s) or failures rarer (--interruption-rate)")
         return {"outputs": outputs, "section": section, "flags": flags}
 

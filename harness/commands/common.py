@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from harness.core.cases import DTYPES, SUITES
@@ -94,3 +95,11 @@ def add_layer_shapes(p: argparse.ArgumentParser) -> None:
 def layer_shape_config(args: argparse.Namespace) -> dict:
     return {"model": args.model, "model_tp": args.tp, "model_micro_batch": args.micro_batch,
             "model_seq": args.seq}
+
+
+def terminal_width() -> int | None:
+    """The terminal's columns when stdout is one (text output then fits it), else None: a file
+    or a pipe gets one line a row, whatever the width of the terminal that started it."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None

@@ -101,10 +101,11 @@ def main(args: argparse.Namespace) -> int:
     mfu = predict.mfu_range(model, lay, p)
     hw = args.hardware or (_run_device(args.from_run) if args.from_run else p.name)
     try:
-        sites = predict.site_goodput(hw, table)
+        sites = predict.site_goodput(hw, table, model.params())
     except UsageError:
-        sites = predict.site_goodput(None, table)
-    print(render(predict.result_dict(model, r, p, mfu, goodput.goodput(args.gpus), sites, info), args.format))
+        sites = predict.site_goodput(None, table, model.params())
+    gp = goodput.of_model(args.gpus, model.params())
+    print(render(predict.result_dict(model, r, p, mfu, gp, sites, info), args.format))
     return 0
 
 

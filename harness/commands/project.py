@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.analysis import cost, onerun, projection
-from harness.commands.common import bounded
+from harness.commands.common import bounded, terminal_width
 from harness.core import specs
 from harness.core.errors import UsageError
 from harness.present.projection import render_generations, render_projection
@@ -168,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
         result = projection.generations(table, assumptions, sites_w=sites_w, dtype=args.dtype,
                                         cost_file=args.cost_file)
         _warn(w for r in result["rows"] for w in r.get("cost_warnings", []))
-        print(render_generations(result, args.format))
+        print(render_generations(result, args.format, width=terminal_width()))
         return 0
     if args.from_run:
         basis = projection.from_run(args.from_run, table, args.dtype, args.as_name)
@@ -179,10 +179,11 @@ def main(args: argparse.Namespace) -> int:
         basis, assumptions, note = predict.predicted_assumptions(
             args.perf_model, basis, assumptions, table, args.from_run, args.job_gpus, args.dtype)
     exts = _extensions(args, basis, table)
-    _warn(exts[0].inputs.warnings)  # the cost inputs: a price older than the hardware, an unsourced figure
+    if not sys.stdout.isatty():  # the output itself says it too: once is enough in a terminal
+        _warn(exts[0].inputs.warnings)  # the cost inputs: a price older than the hardware, an unsourced figure
     result = projection.project(basis, assumptions, sites_w=sites_w, accelerators=args.accelerators,
                                 extensions=exts)
     if args.perf_model:
         result["notes"].append(note)
-    print(render_projection(result, args.format))
+    print(render_projection(result, args.format, width=terminal_width()))
     return 0

@@ -46,12 +46,14 @@ def render(d: dict[str, Any], fmt: str = "md") -> str:
               + ("" if r["fits"] else " — DOES NOT FIT (predicted anyway: --no-fit-check)")]
     g = d["goodput"]
     lines.append(f"- goodput at {g['gpus']:,.0f} GPUs: {g['goodput']:.1%} (MTBF {g['mtbf_h']:.2f} h, "
-                 f"checkpoint every {g['interval_s']:.0f} s, Young/Daly; Llama 3 failure rate)")
+                 f"a {g['checkpoint_s']:.3g} s checkpoint every {g['interval_s']:.0f} s, {g['restart_s']:g} s "
+                 "restarts; Young/Daly on harness/data/onerun.toml, as `gwbench project`)")
     for s in d["sites"]:
         gp = s["point"]
-        lines.append(f"- {s['site']} site: {s['accelerators']:,.0f} accelerators, MTBF "
-                     f"{gp['mtbf_h'] * 60:.1f} min, one-job goodput {gp['goodput']:.1%} "
-                     f"(range {s['low']:.1%}-{s['high']:.1%})" + (f"; flag: {gp['flag']}" if gp["flag"] else ""))
+        lines.append(f"- {s['site']} site as ONE job: {s['accelerators']:,.0f} accelerators, MTBF "
+                     f"{gp['mtbf_h'] * 60:.1f} min, goodput {gp['goodput']:.1%} "
+                     f"(range {s['low']:.1%}-{s['high']:.1%}; `gwbench project` finds the job size that "
+                     "trains the most)" + (f"; flag: {gp['flag']}" if gp["flag"] else ""))
     return "\n".join(lines)
 
 

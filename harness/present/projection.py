@@ -5,6 +5,7 @@ Rendering only: the figures are computed in analysis/projection.py and handed ov
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,19 +25,46 @@ def _assumption_lines(a: Mapping[str, Any], monte_carlo: bool = True) -> list[st
             f"duration {a['days']:g} days{mc}"]
 
 
-def render_projection(result: Mapping[str, Any], fmt: str = "text") -> str:
+def render_projection(result: Mapping[str, Any], fmt: str = "text", width: int | None = None) -> str:
+    """The projection as text, Markdown or JSON. `width` (a terminal's, text only): prose wraps at
+    words and a table too wide for it is printed one site at a time, its labels wrapped."""
     if fmt == "json":
         return json_text(result, indent=2)
+    width = width if fmt == "text" else None
     lines, headers, rows, flags = _projection_parts(result)
     bullet = "- " if fmt == "md" else ""
-    head = "\n".join(bullet + ln for ln in lines)
-    tail = "\n".join(f"{bullet}flag: {f}" for f in flags)
-    parts = [head, format_table(headers, rows, fmt)]
+    head = _prose([bullet + ln for ln in lines], width)
+    tail = _prose([f"{bullet}flag: {f}" for f in flags], width)
+    parts = [head, _site_table(headers, rows, fmt, width, [st["name"] for st in result["sites"]])]
     if "one_run" in result:
-        parts += _one_run_parts(result, fmt)
+        parts += _one_run_parts(result, fmt, width)
     if "cost" in result:
-        parts += _cost_parts(result, fmt)
+        parts += _cost_parts(result, fmt, width)
     return "\n\n".join(p for p in (*parts, tail) if p)
+
+
+def _prose(lines: list[str], width: int | None) -> str:
+    """Lines as given, or each wrapped at words to `width` with a hanging indent."""
+    if width is None:
+        return "\n".join(lines)
+    return "\n".join(textwrap.fill(ln, width, subsequent_indent="  ", break_on_hyphens=False,
+                                    break_long_words=False) for ln in lines)
+
+
+def _site_table(headers: list[str], rows: list[list[str]], fmt: str, width: int | None,
+                sites: list[str]) -> str:
+    """A table of (label, unit, then the same columns per site). Wider than `width`: one table
+    per site, under its name, the label wrapped; the figures are never cut."""
+    whole = format_table(headers, rows, fmt)
+    if width is None or max(len(ln) for ln in whole.splitlines()) <= width:
+        return whole
+    k = (len(headers) - 2) // len(sites)
+    out = []
+    for i, site in enumerate(sites):
+        cols = [0, 1, *range(2 + i * k, 2 + (i + 1) * k)]
+        sub = [headers[j].removeprefix(f"{site} ") for j in cols]
+        out.append(f"{site}:\n" + format_table(sub, [[r[j] for j in cols] for r in rows], fmt, width=width))
+    return "\n\n".join(out)
 
 
 def _projection_parts(result: Mapping[str, Any]) -> tuple[list[str], list[str], list[list[str]], list[str]]:
@@ -87,7 +115,7 @@ def _fmt(x: float | None, unit: str) -> str:
     return fmt_value(x, unit)
 
 
-def _group_table(result: Mapping[str, Any], group: str, fmt: str) -> str:
+def _group_table(result: Mapping[str, Any], group: str, fmt: str, width: int | None = None) -> str:
     """The outputs an extension added (p50 and p5 - p95 per site), in the order it gave them."""
     sites = result["sites"]
     headers = ["output", "unit"] + [h for s in sites for h in (f"{s['name']} p50", f"{s['name']} p5 – p95")]
@@ -100,7 +128,7 @@ def _group_table(result: Mapping[str, Any], group: str, fmt: str) -> str:
             v = s["outputs"][key]
             cells += [_fmt(v["p50"], v["unit"]), f"{_fmt(v['p5'], v['unit'])} – {_fmt(v['p95'], v['unit'])}"]
         rows.append(cells)
-    return format_table(headers, rows, fmt) if rows else ""
+    return _site_table(headers, rows, fmt, width, [st["name"] for st in sites]) if rows else ""
 
 
 def _title(text: str, fmt: str) -> str:
@@ -111,7 +139,7 @@ def _r(d: Mapping[str, Any]) -> str:
     return str(Range(d["low"], d["mode"], d["high"]))
 
 
-def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
+def _one_run_parts(result: Mapping[str, Any], fmt: str, width: int | None = None) -> list[str]:
     one, sites = result["one_run"], result["sites"]
     inp = one["inputs"]
     bullet = "- " if fmt == "md" else ""
@@ -163,10 +191,10 @@ def _one_run_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
     if result.get("mode") == "fixed-cluster":
         lines.append("fixed cluster: the 'power' limit is the cluster's accelerator count")
     head = _title(f"Largest single synchronous run in {inp['days']:g} days", fmt)
-    return [head, "\n".join(bullet + ln for ln in lines), _group_table(result, "one_run", fmt)]
+    return [head, _prose([bullet + ln for ln in lines], width), _group_table(result, "one_run", fmt, width)]
 
 
-def _cost_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
+def _cost_parts(result: Mapping[str, Any], fmt: str, width: int | None = None) -> list[str]:
     c = result["cost"]
     inp = c["inputs"]
     bullet = "- " if fmt == "md" else ""
@@ -192,12 +220,24 @@ def _cost_parts(result: Mapping[str, Any], fmt: str) -> list[str]:
         "equity investment in total, not a build cost per GW",
     ]
     lines += [f"warning: {w}" for w in c.get("warnings", [])]
-    return [head, "\n".join(bullet + ln for ln in lines), _group_table(result, "cost", fmt)]
+    return [head, _prose([bullet + ln for ln in lines], width), _group_table(result, "cost", fmt, width)]
 
 
-def render_generations(result: Mapping[str, Any], fmt: str = "text") -> str:
+def render_generations(result: Mapping[str, Any], fmt: str = "text", width: int | None = None) -> str:
+    """The generation table as text, Markdown or JSON; with `width` (a terminal's, text only),
+    the terminal's tables: one small table per site that fits it (print_run_projection's)."""
     if fmt == "json":
         return json_text(result, indent=2)
+    if fmt == "text" and width is not None:
+        import io
+
+        from rich.console import Console
+
+        buf = io.StringIO()
+        console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+        lines, _, _, notes = _generations_parts(result)
+        _print_generation_tables(result, lines, notes, console)
+        return buf.getvalue().rstrip("\n")
     head, headers, rows, notes = _generations_parts(result)
     bullet = "- " if fmt == "md" else ""
     tail = "\n".join(bullet + n for n in notes)
@@ -273,13 +313,29 @@ def print_run_projection(result: Mapping[str, Any], console) -> None:
         lines, _, _, notes = _generations_parts(result)
         lines = [f"No measured projection ({reason}); the spec-based projection of reference "
                  "generations, not measured:"] + lines
-        tables = _generation_site_tables(result)
+        _print_generation_tables(result, lines, notes, console)
+        return
     for ln in lines:
         console.print(ln, highlight=False, overflow="fold", markup=False)
     for title, headers, rows, optional in tables:
         console.print(rich_table(headers, rows, title=title, width=console.width, optional=optional))
     for n in notes:
         console.print(n, highlight=False, overflow="fold", markup=False)
+
+
+def _print_generation_tables(result: Mapping[str, Any], lines: list[str], notes: list[str], console) -> None:
+    """The generation table in a terminal: the lines, one table per site fitted to the console,
+    and the notes, less the one on cost columns when the terminal had no room for them."""
+    tables = [rich_table(headers, rows, title=title, width=console.width, optional=optional)
+              for title, headers, rows, optional in _generation_site_tables(result)]
+    costs_shown = any(c.header == "$ per EFLOP" for t in tables for c in t.columns)
+    for ln in lines:
+        console.print(ln, highlight=False, overflow="fold", markup=False)
+    for t in tables:
+        console.print(t)
+    for n in notes:
+        if costs_shown or not n.startswith("cost columns"):
+            console.print(n, highlight=False, overflow="fold", markup=False)
 
 
 def _generation_site_tables(result: Mapping[str, Any]) -> list[tuple[str, list[str], list[list[str]], list[int]]]:

@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from harness.present.escape import md
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "text") -> str:
-    """A Markdown (`md`) or plain aligned (`text`) table of already-formatted cells."""
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "text",
+                 width: int | None = None, wrap: Sequence[int] = (0,)) -> str:
+    """A Markdown (`md`) or plain aligned (`text`) table of already-formatted cells.
+
+    With `width` (a terminal's), a text table wider than it wraps its `wrap` columns (text, at
+    words) to fit; figures are never cut. Without, one line a row (files and pipes).
+    """
     cells = [[str(c) for c in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
     if fmt == "md":
         lines = ["| " + " | ".join(md(c) for c in r) + " |" for r in cells]
         lines.insert(1, "|" + "|".join("---" for _ in headers) + "|")
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    if width is not None and sum(widths) + 2 * (len(widths) - 1) > width:
+        widths = _wrapped_widths(cells, widths, width, [j for j in wrap if j < len(widths)])
+    lines = []
+    for r in cells:
+        parts = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] if len(c) > w else [c]
+                 for c, w in zip(r, widths)]
+        for k in range(max(len(p) for p in parts)):
+            lines.append("  ".join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(parts, widths)).rstrip())
+        if r is cells[0]:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _wrapped_widths(cells: list[list[str]], widths: list[int], width: int, wrap: list[int]) -> list[int]:
+    """Widths of a text table fitted to `width`: the `wrap` columns share what the others leave,
+    the narrowest first, none under its longest word (or 12)."""
+    fixed = sum(w for j, w in enumerate(widths) if j not in wrap) + 2 * (len(widths) - 1)
+    room, out = width - fixed, list(widths)
+    for n, j in enumerate(sorted(wrap, key=lambda j: widths[j])):
+        floor = min(widths[j], max([12] + [len(w) for r in cells for w in r[j].split()]))
+        out[j] = min(widths[j], max(floor, room // (len(wrap) - n)))
+        room -= out[j]
+    return out
 
 
 def fmt_value(x: float | None, unit: str = "") -> str:

@@ -74,16 +74,17 @@ def search(model, base: stepmod.Layout, p: prof_mod.Profile) -> tuple[stepmod.Re
     return best, tried, fit
 
 
-def site_goodput(hardware: str | None, table: specs.HardwareTable, sites_w=projection.DEFAULT_SITES_W
-                 ) -> list[dict[str, Any]]:
-    """Goodput of one synchronous job on the cluster a 1 GW / 10 GW site implies (accelerator
-    count from harness.analysis.projection's chain at its default assumptions)."""
+def site_goodput(hardware: str | None, table: specs.HardwareTable, params: float,
+                 sites_w=projection.DEFAULT_SITES_W) -> list[dict[str, Any]]:
+    """Goodput of one synchronous job of a `params`-parameter model on the whole cluster a 1 GW /
+    10 GW site implies (accelerator count from harness.analysis.projection's chain at its default
+    assumptions; `gwbench project` finds the job size that trains the most instead)."""
     basis = projection.from_spec(hardware or "h100", table)
     out = []
     for w in sites_w:
         n = projection.project(basis, projection.Assumptions(samples=1), sites_w=[w])["sites"][0]
         gpus = n["outputs"]["accelerators"]["point"]
-        lo, mid, hi = gpmod.goodput_range(gpus)
+        lo, mid, hi = gpmod.goodput_range(gpus, params)
         out.append({"site": projection.format_power(w), "accelerators": gpus, "point": mid.to_dict(),
                     "low": lo.goodput, "high": hi.goodput})
     return out
@@ -127,7 +128,7 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
     """`gwbench project --model`: MFU and goodput from the performance model replace the
     defaults (basis, assumptions, note). MFU: the fastest fitting layout of `preset` on
     `job_gpus` GPUs, p5-p95 from the back-tests' prediction band; goodput: Young/Daly at the job
-    size (a site runs many such jobs), range from the failure-rate and checkpoint/restart ranges.
+    size (a site runs many such jobs), range from the failure-rate, storage and restart ranges (harness/data/onerun.toml).
     The measured-efficiency scaling of the basis is dropped: the model already used the run's rates."""
     model = stepmod.preset(preset)
     if job_gpus < 1:
@@ -138,7 +139,7 @@ def predicted_assumptions(preset: str, basis: projection.Basis, a: projection.As
             else prof_mod.from_spec(basis.accelerator, table, dtype))
     best, _, _ = search(model, stepmod.Layout(job_gpus, seq=8192, batch_tokens=16 * 2**20), prof)
     mfu = mfu_range(model, best.layout, prof)
-    lo, mid, hi = gpmod.goodput_range(job_gpus)
+    lo, mid, hi = gpmod.goodput_range(job_gpus, model.params())
     gp = projection.Range(max(lo.goodput, 0.01), max(mid.goodput, 0.01), max(hi.goodput, 0.01),
                           f"gwbench model: Young/Daly at {job_gpus:,} GPUs per job ({gpmod.RATE.source})")
     a = replace(a, mfu=mfu, goodput=gp)
