@@ -220,3 +220,18 @@ def test_bad_input_in_process_is_one_line_exit_2(tmp_path, capsys, args, message
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_list_takes_every_flag_that_shapes_a_case(capsys):
+    """`gwbench list` shows what `gwbench run` with the same flags would run: the attention
+    backends and the collectives' sizes (gwbench's or nccl-tests' own) included."""
+    from harness.cli import main
+
+    assert main(["list", "--device", "cpu", "--only", "attention,collectives", "--attn-backend", "sdpa-math",
+                 "--sizes", "1K:4K:4"]) == 0
+    ids = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[1:]]
+    assert ids and all("/sdpa-math/" in i for i in ids if i.startswith("attention/"))
+    sizes = {i.split("size_bytes=")[1] for i in ids if i.startswith("collectives/")}
+    assert sizes == {"1024", "4096"}
+    assert main(["list", "--device", "cpu", "--only", "collectives", "--nccl-tests", "-b 1K -e 1K"]) == 0
+    assert {ln.split("size_bytes=")[1].split()[0] for ln in capsys.readouterr().out.splitlines()[1:]} == {"1024"}

@@ -55,7 +55,8 @@ def bounded(kind: type, low: float, high: float):
 
 
 def add_case_selection(p: argparse.ArgumentParser) -> None:
-    """Which cases a suite holds on a device: the flags `gwbench run` and `gwbench list` share."""
+    """Which cases a suite holds on a device: the flags `gwbench run` and `gwbench list` share
+    (every flag that adds, removes or reshapes a case)."""
     p.add_argument("--suite", default="quick", help=f"one of {', '.join(SUITES)} (default quick)")
     p.add_argument("--only", type=csv_list, default=[], metavar="FAMILY[,FAMILY]",
                    help="run only these families: gemm, attention, memory, collectives (default all)")
@@ -79,6 +80,14 @@ def add_case_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transfer-sizes", metavar="SIZE[,SIZE]",
                    help="memory: sizes of the host/device and device-local copies, e.g. 1G,4G,16G "
                         "(default: the suite's)")
+    p.add_argument("--attn-backend", dest="attn_backends", type=csv_list, default=None, metavar="NAME[,NAME]",
+                   help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
+                        "sdpa-math, sdpa-default, flash_attn, flash_attn3")
+    p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
+                   help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
+    p.add_argument("--nccl-tests", dest="nccl_tests_flags", metavar="'FLAGS'",
+                   help="collectives: nccl-tests' own flags, verbatim: -b -e -f -i -n -w -c "
+                        "(e.g. '-b 8 -e 128M -f 2 -n 20')")
 
 
 def add_layer_shapes(p: argparse.ArgumentParser) -> None:

@@ -20,11 +20,15 @@ def main(args: argparse.Namespace) -> int:
     from harness import runner
     from harness.measure import device
 
+    from harness.analysis.nccl_tests import run_options
+
+    coll = run_options(args.nccl_tests_flags, sizes=args.sizes)
     cfg = runner.RunConfig(suite=args.suite, only=args.only, device=args.device,
                            dtypes=args.dtypes, search=args.search, m_range=args.m_range,
                            n_range=args.n_range, k_range=args.k_range, b_layout=args.b_layout,
                            out_rewrite=args.out_rewrite, fp8_out=args.fp8_out,
-                           transfer_sizes=args.transfer_sizes, **layer_shape_config(args))
+                           transfer_sizes=args.transfer_sizes, attn_backends=args.attn_backends,
+                           coll_sizes=coll["sizes"], **layer_shape_config(args))
     cfg.validate()
     dev = device.resolve(cfg.device)
     cases = runner.expand(cfg, runner.make_context(cfg, dev))

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.commands.common import add_case_selection, add_layer_shapes, csv_list, folder, layer_shape_config
+from harness.commands.common import add_case_selection, add_layer_shapes, folder, layer_shape_config
 from harness.core.errors import UsageError
 
 NAME = "run"
@@ -36,11 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dist-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="how long a rank waits for the others (joining, each collective) before failing, "
                         "(0, 86400] s (default 300)")
-    p.add_argument("--attn-backend", dest="attn_backends", type=csv_list, default=None, metavar="NAME[,NAME]",
-                   help="attention backends (default all): sdpa-flash, sdpa-efficient, sdpa-cudnn, "
-                        "sdpa-math, sdpa-default, flash_attn, flash_attn3")
-    p.add_argument("--sizes", metavar="MIN:MAX[:FACTOR]",
-                   help="collectives: sizes swept, e.g. 1K:1G:4 (nccl-tests -b/-e/-f; suffixes K, M, G = 2^10...)")
     p.add_argument("--iters", type=int, metavar="N",
                    help="collectives: timed back-to-back calls per trial, 1..100000 (nccl-tests -n; default 20)")
     add_layer_shapes(p)
@@ -50,9 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check-iters", type=int, metavar="N",
                    help="collectives: untimed checked calls after the timed ones (nccl-tests -c; "
                         "default 1; 0 = no check, #wrong N/A)")
-    p.add_argument("--nccl-tests", dest="nccl_tests_flags", metavar="'FLAGS'",
-                   help="collectives: nccl-tests' own flags, verbatim: -b -e -f -i -n -w -c "
-                        "(e.g. '-b 8 -e 128M -f 2 -n 20')")
     p.add_argument("--search-stat", default="mean", metavar="mean|median|min",
                    help="statistic the --search ranks shapes by (default mean, as mamf-finder's table)")
 
