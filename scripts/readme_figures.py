@@ -100,13 +100,22 @@ def main() -> None:
     dis = [abs(i["energy_disagreement"]) * 100 for i in idle]
     out.append(("idle power, 2 s (mean over the window, NVML energy counter); counter vs 100 Hz sampler",
                 f"{min(w):.0f}–{max(w):.0f} W; {min(dis):.2f}–{max(dis):.2f}% apart", "h200-2026112*/run.json idle"))
-    proj = json.loads((RESULTS / STD / "projection.json").read_text())
-    site = next(s for s in proj["sites"] if s["name"] == "1 GW")["outputs"]
-    fy, acc = site["flop_per_year"], site["accelerators"]
+    # The projection with today's code (`gwbench project --from` the run), beside the one the run
+    # wrote with the code and MFU range of its day (its projection.json).
+    from harness.analysis import projection  # noqa: E402 - only this figure needs it
+
+    today = projection.project(projection.from_run(RESULTS / STD), projection.Assumptions())
+    stored = json.loads((RESULTS / STD / "projection.json").read_text())
     e = lambda x: f"{x:.3g}".replace("e+", "e")  # noqa: E731
-    out.append(("1 GW, sustained GEMM row: point inputs (PUE 1.2, MFU 0.40 × 0.834, goodput 0.9) / Monte Carlo",
-                f"{e(fy['point'])} / p50 {e(fy['p50'])} (p5–p95 {e(fy['p5'])}–{e(fy['p95'])}) bf16 FLOP/year; "
-                f"{acc['point']:,.0f} / p50 {acc['p50']:,.0f} GPUs", f"{STD}/projection.json"))
+    for label, proj, where in (("today's code", today, f"gwbench project --from {STD}"),
+                               ("as the run wrote it", stored, f"{STD}/projection.json")):
+        site = next(s for s in proj["sites"] if s["name"] == "1 GW")["outputs"]
+        fy, acc = site["flop_per_year"], site["accelerators"]
+        mfu = proj["assumptions"]["mfu"]
+        out.append((f"1 GW, sustained GEMM row, {label}: point inputs (PUE 1.2, MFU 0.40 × 0.834, goodput 0.9) / "
+                    f"Monte Carlo (MFU {mfu['low']:g}–{mfu['high']:g})",
+                    f"{e(fy['point'])} / p50 {e(fy['p50'])} (p5–p95 {e(fy['p5'])}–{e(fy['p95'])}) bf16 FLOP/year; "
+                    f"{acc['point']:,.0f} / p50 {acc['p50']:,.0f} GPUs", where))
     print("| what | figure (statistic; `~` noisy row) | run |\n|---|---|---|")
     for what, value, run in out:
         print(f"| {what} | {value} | `{run}` |")

@@ -106,7 +106,9 @@ def test_readme_figures_are_the_committed_rows(capsys):
             ("1438~ (h200-20261129-211537-gemm) / 1279 (h200-20261129-220559-standard)", "1438~ / 1279 TFLOP/s"),
             ("2111 (4223) median", "2111 GB/s (4223) median"),
             ("120–123 W; 0.01–0.14% apart", "120–123 W mean; 0.01–0.14% apart"),
-            ("5.9e27 / p50 5.83e27 (p5–p95 4.6e27–7.36e27)", "5.90e27 / 5.83e27 bf16 FLOP/year (p5–p95 4.60e27–7.36e27)"),
+            ("5.9e27 / p50 5.98e27 (p5–p95 4.39e27–8.04e27)", "5.90e27 / 5.98e27 bf16 FLOP/year (p5–p95 4.39e27–8.04e27)"),
+            ("(MFU 0.3–0.55)", "MFU range of that day, 0.30–0.55"),
+            ("p50 5.83e27", "has the p50 at 5.83e27"),
             ("629,932 / p50 614,560 GPUs", "629,932 / 614,560 GPUs")):
         assert script_text in table, script_text
         assert readme_text in readme, readme_text
