@@ -27,6 +27,7 @@ from typing import Any
 from harness.core.errors import UsageError, clip
 from harness.analysis.peaks import peak_for, spec_for
 from harness.core.row import busbw_gbps, number, per_watt
+from harness.core.runinfo import NOT_RECORDED, device, device_label
 
 ALPHA = 0.01  # significance level of the U test
 MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
@@ -186,8 +187,7 @@ def compare_case(a: Mapping | None, b: Mapping | None, unstable: str | None = No
 
 
 def _device_name(meta: Mapping) -> str:
-    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
-    return f"{d.get('name')} ({d.get('backend')})"
+    return f"{device_label(meta)} ({device(meta).get('backend') or NOT_RECORDED})"
 
 
 def _spec_ratio(acc_a, acc_b, family: str, dtype: str) -> float | None:

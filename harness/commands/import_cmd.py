@@ -90,9 +90,17 @@ def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
 
     colls = ", ".join(dict.fromkeys(t["collective"] for t in tables))
     return {"version": nccl_tests.version_text(tables[0]), "header": [h for t in tables for h in t["header"]],
-            "host": hosts[0] if hosts else None, "device": None, "count": nranks, "rows": rows,
+            "host": hosts[0] if hosts else None, "device": _one_name(n for t in tables for n in t["devices"]),
+            "count": nranks, "rows": rows,
             "distributed": {"world_size": nranks, "nodes": len(hosts) or None, "hosts": hosts},
             "what": f"{colls}, {nranks} ranks"}
+
+
+def _one_name(names) -> str | None:
+    """The device name the rank lines print (None where they print none); a mixed set of GPUs is
+    named in full, so it matches no single spec entry."""
+    unique = sorted(set(names))
+    return " + ".join(unique) if unique else None
 
 
 def _mamf_finder(text: str, args: argparse.Namespace) -> dict:
@@ -123,7 +131,7 @@ def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
     devs = parsed["devices"]
     return {"version": parsed["version"], "header": [f"driver {parsed.get('driver')}", f"cuda {parsed.get('cuda')}"],
             "host": next((d[3] for d in devs if d[3]), None), "device": devs[0][1] if devs else None,
-            "count": len(devs) or None,
+            "count": nvbandwidth.gpu_count(parsed),
             "rows": lambda run_id, source: nvbandwidth.rows(parsed, run_id, source),
             "what": f"{len(parsed['testcases'])} testcases"}
 
