@@ -142,6 +142,15 @@ def test_project_from_a_max_only_mamf_log_says_what_is_missing(tmp_path, capsys)
     assert "has no ok bf16 GEMM rows" not in err and err.count("\n") == 1
 
 
+def test_import_counts_in_the_right_number(tmp_path, capsys):
+    log = TOOLS / "mamf-finder" / "v0-2024-08_h100_bf16_legacy_max_only.txt"
+    assert main(["import", "mamf-finder", str(log), "--out", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out.startswith("imported 1 row (1 bf16 shape) into ")
+    json_ = TOOLS / "nvbandwidth" / "v0.5_json_h100_8gpu_azure.json"
+    assert main(["import", "nvbandwidth", str(json_), "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.startswith("imported 72 rows (3 testcases) into ")
+
+
 def test_mamf_finder_values(tmp_path, capsys):
     mf = TOOLS / "mamf-finder"
     _, meta, (row,) = _import(tmp_path / "a", capsys, "mamf-finder", mf / "v2-2025_h100_sxm_bf16_best_shape.txt")

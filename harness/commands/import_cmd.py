@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
             store.append(row)
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
         store.write_meta(status="complete", counts=counts, n_cases=len(rows))
-    print(f"imported {len(rows)} rows ({imported['what']}) into {store.dir}")
+    print(f"imported {count_of(len(rows), 'row')} ({imported['what']}) into {store.dir}")
     return 1 if counts["failed"] else 0
 
 
@@ -93,7 +93,12 @@ def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
             "host": hosts[0] if hosts else None, "device": _one_name(n for t in tables for n in t["devices"]),
             "count": nranks, "rows": rows,
             "distributed": {"world_size": nranks, "nodes": len(hosts) or None, "hosts": hosts},
-            "what": f"{colls}, {nranks} ranks"}
+            "what": f"{colls}, {count_of(nranks, 'rank')}"}
+
+
+def count_of(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: the count and its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _one_name(names) -> str | None:
@@ -110,7 +115,7 @@ def _mamf_finder(text: str, args: argparse.Namespace) -> dict:
     return {"version": parsed["version"], "header": [parsed.get("command") or "", f"torch {parsed.get('torch')}"],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: mamf_finder.rows(parsed, run_id, source),
-            "what": f"{len(parsed['shapes'])} {parsed['dtype']} shapes"}
+            "what": count_of(len(parsed['shapes']), f"{parsed['dtype']} shape")}
 
 
 def _babelstream(text: str, args: argparse.Namespace) -> dict:
@@ -121,7 +126,7 @@ def _babelstream(text: str, args: argparse.Namespace) -> dict:
                                                     f"format {parsed.get('format')}"],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: babelstream.rows(parsed, run_id, source, text),
-            "what": f"{len(parsed['kernels'])} kernels"}
+            "what": count_of(len(parsed['kernels']), "kernel")}
 
 
 def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
@@ -133,7 +138,7 @@ def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
             "host": next((d[3] for d in devs if d[3]), None), "device": devs[0][1] if devs else None,
             "count": nvbandwidth.gpu_count(parsed),
             "rows": lambda run_id, source: nvbandwidth.rows(parsed, run_id, source),
-            "what": f"{len(parsed['testcases'])} testcases"}
+            "what": count_of(len(parsed['testcases']), "testcase")}
 
 
 _IMPORTERS = {"nccl-tests": _nccl_tests, "mamf-finder": _mamf_finder, "babelstream": _babelstream,
