@@ -422,7 +422,7 @@ def _provenance(run: Run) -> str:
             ("suite", esc(suite_text(run.meta))), ("data", _data_links(run, f"{run.slug}/"))]
     rows += [(f"best {k}", esc(h[k].text)) for k in HEADLINES if k in h]
     trs = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<h2>provenance</h2><table class=\"facts\"><tbody>{trs}</tbody></table>"
+    return f"<h2>provenance</h2><div class=\"wide\"><table class=\"facts\"><tbody>{trs}</tbody></table></div>"
 
 
 def _run_page(run: Run, site: Path, figures: bool) -> None:

@@ -502,8 +502,8 @@ def pivot_html(pv: Pivot) -> str:
             tds.append(f"<td{cls}>{esc(c)}</td>")
         trs.append("<tr>" + "".join(tds) + "</tr>")
     note = f"<p class=\"note\">{esc(pv.note)}</p>" if pv.note else ""
-    return (f"<h3>{esc(pv.title)}</h3>\n<table class=\"pivot\"><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(trs)}</tbody></table>{note}")
+    return (f"<h3>{esc(pv.title)}</h3>\n<div class=\"wide\"><table class=\"pivot\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table></div>{note}")
 
 
 def rows_html(rows: list[dict]) -> str:
