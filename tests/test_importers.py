@@ -62,7 +62,7 @@ def test_every_sample_imports(tmp_path, capsys, path):
     assert (code == 1) == synthetic_wrong  # only the invented #wrong counts fail rows
     # Every file but nvbandwidth v0.5's (no device list) names its GPU, and the report says it.
     device = dict(system_facts(meta))["device"]
-    assert "None" not in device
+    assert "None" not in device and "None" not in " ".join(meta["imported_from"]["header"])
     if path.name not in NO_DEVICE_NAME:
         assert meta["device"]["name"] and device.startswith(meta["device"]["name"])
         assert isinstance(meta["device"]["count"], int) and meta["device"]["count"] >= 1

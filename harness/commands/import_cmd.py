@@ -96,6 +96,11 @@ def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
             "what": f"{colls}, {count_of(nranks, 'rank')}"}
 
 
+def _fact(label: str, value) -> str:
+    """`torch 2.7.0`, or `torch not recorded` where the file does not say (never `torch None`)."""
+    return f"{label} {value if value not in (None, '') else 'not recorded'}"
+
+
 def count_of(n: int, noun: str) -> str:
     """`1 row`, `2 rows`: the count and its noun in the right number."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -112,7 +117,7 @@ def _mamf_finder(text: str, args: argparse.Namespace) -> dict:
     from harness.analysis import mamf_finder
 
     parsed = mamf_finder.parse(text, str(args.logfile))
-    return {"version": parsed["version"], "header": [parsed.get("command") or "", f"torch {parsed.get('torch')}"],
+    return {"version": parsed["version"], "header": [_fact("command", parsed.get("command")), _fact("torch", parsed.get("torch"))],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: mamf_finder.rows(parsed, run_id, source),
             "what": count_of(len(parsed['shapes']), f"{parsed['dtype']} shape")}
@@ -122,8 +127,8 @@ def _babelstream(text: str, args: argparse.Namespace) -> dict:
     from harness.analysis import babelstream
 
     parsed = babelstream.parse(text, str(args.logfile))
-    return {"version": parsed["version"], "header": [f"implementation {parsed.get('implementation')}",
-                                                    f"format {parsed.get('format')}"],
+    return {"version": parsed["version"], "header": [_fact("implementation", parsed.get("implementation")),
+                                                    _fact("format", parsed.get("format"))],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: babelstream.rows(parsed, run_id, source, text),
             "what": count_of(len(parsed['kernels']), "kernel")}
@@ -134,7 +139,7 @@ def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
 
     parsed = nvbandwidth.parse(text, str(args.logfile))
     devs = parsed["devices"]
-    return {"version": parsed["version"], "header": [f"driver {parsed.get('driver')}", f"cuda {parsed.get('cuda')}"],
+    return {"version": parsed["version"], "header": [_fact("driver", parsed.get("driver")), _fact("cuda", parsed.get("cuda"))],
             "host": next((d[3] for d in devs if d[3]), None), "device": devs[0][1] if devs else None,
             "count": nvbandwidth.gpu_count(parsed),
             "rows": lambda run_id, source: nvbandwidth.rows(parsed, run_id, source),
