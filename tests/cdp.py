@@ -110,6 +110,14 @@ class Browser:
         self.call("Page.navigate", session=True, url=url)
         self.wait_for("Page.loadEventFired")
 
+    def viewport(self, width: int | None, height: int = 900) -> None:
+        """Lay pages out in a window `width` CSS pixels wide (None: the browser's own again)."""
+        if width is None:
+            self.call("Emulation.clearDeviceMetricsOverride", session=True)
+        else:
+            self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                      deviceScaleFactor=1, mobile=False)
+
     def js(self, expression: str) -> Any:
         res = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
                         awaitPromise=True)

@@ -8,7 +8,8 @@ import pytest
 
 from harness.analysis import compare
 from harness.core.errors import UsageError
-from harness.present.compare import render_md
+from harness.present.compare import render_html, render_md
+from harness.present.escape import md
 from harness.core.store import SCHEMA_VERSION, RunStore
 from tests.conftest import gwbench
 
@@ -135,3 +136,30 @@ def test_pairings_only_put_runs_with_enough_in_common_side_by_side():
     assert p["across"] == []  # the CPU memory run shares no case with the H200 runs
     assert any(line.startswith("b: no earlier H200 run") for line in p["left_out"])
     assert any(line.startswith("d (CPU) vs c (H200): too few cases") for line in p["left_out"])
+
+
+def test_p_values_print_as_a_statistician_writes_them():
+    assert [compare.p_text(p) for p in (0.0, 3e-300, 9.9e-7, 4.14e-6, 0.00018, 0.0028, 0.5, 1.0)] == [
+        "p < 1e-6", "p < 1e-6", "p < 1e-6", "p = 4.1e-6", "p = 0.00018", "p = 0.0028", "p = 0.5", "p = 1"]
+    # 2000 fully separated samples a side: z ~ 55, where erfc underflows to 0.0
+    a, b = row("g", 1.0, seed=1), row("g", 0.5, seed=2)
+    a["samples_s"], b["samples_s"] = [1.0 + i * 1e-6 for i in range(2000)], [0.5 + i * 1e-6 for i in range(2000)]
+    assert compare.mann_whitney_u(a["samples_s"], b["samples_s"])[1] == 0.0
+    res = compare.compare_runs((meta(), [a]), (meta(rid="b"), [b]))
+    assert res["cases"][0]["how"] == "Mann-Whitney p < 1e-6"
+    text, page = render_md(res), render_html(res)
+    assert "| Mann-Whitney p < 1e-6 |" in text and "<td>Mann-Whitney p &lt; 1e-6</td>" in page
+    assert "p=0" not in text + page
+
+
+def test_markdown_for_people_has_no_entities_from_our_own_text():
+    """compare's Markdown is read in a terminal: "skipped → skipped", not "skipped -&gt; skipped";
+    untrusted text is still kept from opening HTML or a link."""
+    res = compare.compare_runs((meta(), [row("s", 1.0, status="skipped"), row("x", 1.0, seed=1)]),
+                               (meta(rid="b"), [row("s", 1.0, status="skipped"), row("x", 1.0, seed=2)]))
+    text = render_md(res)
+    assert "status skipped → skipped" in text and "&gt;" not in text and "&lt;" not in text
+    assert md("p < 1e-6") == "p < 1e-6" and md("x <") == "x <"
+    for evil in ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<javascript:alert(1)>",
+                 "<a@evil.example>", "</p>", "<!-- x -->", "[x](javascript:alert(1))"):
+        assert "<" not in md(evil) and "](" not in md(evil), evil

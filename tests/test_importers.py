@@ -16,6 +16,7 @@ import pytest
 from harness.cli import main
 from harness.core.row import rate_at
 from harness.core.store import load_run
+from harness.present.report import system_facts
 from tests.conftest import built_row, gemm_row, write_run_folder
 
 TOOLS = Path(__file__).parent / "data" / "tools"
@@ -23,6 +24,7 @@ SAMPLES = sorted(p for p in TOOLS.rglob("*") if p.is_file() and p.parent != TOOL
                  and not p.name.endswith(".source.txt"))
 # Text outputs the importer refuses on purpose: nvbandwidth is imported from its -j JSON.
 REFUSED = {"v0.8_text_h200_8gpu.txt", "v0.8_text_gb300_station_c2c.txt"}
+NO_DEVICE_NAME = {"v0.5_json_h100_8gpu_azure.json"}  # nvbandwidth added `GPU Device list` in v0.8
 
 
 def _import(tmp_path, capsys, tool: str, path: Path, *extra: str) -> tuple[int, dict, list[dict]]:
@@ -58,6 +60,12 @@ def test_every_sample_imports(tmp_path, capsys, path):
         assert r["backend"] == path.parent.name and r["power_w"] is None
     synthetic_wrong = path.name.startswith("synthetic_")
     assert (code == 1) == synthetic_wrong  # only the invented #wrong counts fail rows
+    # Every file but nvbandwidth v0.5's (no device list) names its GPU, and the report says it.
+    device = dict(system_facts(meta))["device"]
+    assert "None" not in device and "None" not in " ".join(meta["imported_from"]["header"])
+    if path.name not in NO_DEVICE_NAME:
+        assert meta["device"]["name"] and device.startswith(meta["device"]["name"])
+        assert isinstance(meta["device"]["count"], int) and meta["device"]["count"] >= 1
 
 
 def _one(rows, **want):
@@ -96,6 +104,51 @@ def test_nccl_tests_values(tmp_path, capsys):
     _, _, rows = _import(tmp_path / "h", capsys, "nccl-tests", nt / "illustrative_head-v2.19_alltoall_8gpu.txt")
     ip = [r for r in rows if r["params"]["placement"] == "in_place"]
     assert ip and all(r["extra"]["wrong"] is None and r["status"] == "ok" for r in ip)
+
+
+@pytest.mark.parametrize("sample,name,count", [
+    ("head-v2.19-I_b200_all_reduce_nvls_8GiB.txt", "NVIDIA B200", 8),            # Group, [0000:1b:00]
+    ("v2.13-group-2024_h100_all_reduce_8gpu_azure.txt", "NVIDIA H100 80GB HBM3", 8),  # Group, [0x18]
+    ("v2.13.0-2022_nogroup_a100_all_reduce_8gpu.txt", "NVIDIA A100-SXM4-80GB", 8),  # no Group
+    ("legacy-v2.11_h200_all_gather_16GiB.txt", "NVIDIA H200", 8),
+    ("v2.16-2025_gb200_all_reduce_4gpu_azure.txt", "NVIDIA GB200", 4),
+    ("head-v2.19-J_h200_all_reduce_nvls_16GiB.json", "NVIDIA H200", 8),           # -J: device_info
+])
+def test_nccl_tests_device_from_the_rank_lines(tmp_path, capsys, sample, name, count):
+    """The rank lines end with the GPU's name: the run names it, so the report finds its spec."""
+    _, meta, _ = _import(tmp_path, capsys, "nccl-tests", TOOLS / "nccl-tests" / sample)
+    assert meta["device"]["name"] == name and meta["device"]["count"] == count
+    assert dict(system_facts(meta))["device"].startswith(f"{name} (nccl-tests) × {count}; spec entry")
+
+
+def test_nccl_tests_without_rank_lines_say_not_recorded(tmp_path, capsys):
+    text = (TOOLS / "nccl-tests" / "head-v2.19_a100_all_reduce_8gpu.txt").read_text()
+    log = tmp_path / "all_reduce_perf.log"
+    log.write_text("\n".join(s for s in text.splitlines() if "Rank" not in s) + "\n")
+    _, meta, _ = _import(tmp_path / "o", capsys, "nccl-tests", log)
+    assert meta["device"]["name"] is None  # data keeps null: nothing guessed
+    assert main(["report", str(tmp_path / "o" / meta["run_id"])]) == 0
+    out = capsys.readouterr().out
+    assert "- device: device name not recorded (nccl-tests) × 8;" in out and "None" not in out
+
+
+def test_project_from_a_max_only_mamf_log_says_what_is_missing(tmp_path, capsys):
+    """A 2024-08 mamf-finder log printed only the max: the import has an ok row, but no median."""
+    _import(tmp_path, capsys, "mamf-finder", TOOLS / "mamf-finder" / "v0-2024-08_h100_bf16_legacy_max_only.txt")
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert main(["project", "--from", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "1 ok bf16 GEMM row has no median TFLOP/s, only the fastest sample" in err
+    assert "has no ok bf16 GEMM rows" not in err and err.count("\n") == 1
+
+
+def test_import_counts_in_the_right_number(tmp_path, capsys):
+    log = TOOLS / "mamf-finder" / "v0-2024-08_h100_bf16_legacy_max_only.txt"
+    assert main(["import", "mamf-finder", str(log), "--out", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out.startswith("imported 1 row (1 bf16 shape) into ")
+    json_ = TOOLS / "nvbandwidth" / "v0.5_json_h100_8gpu_azure.json"
+    assert main(["import", "nvbandwidth", str(json_), "--out", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.startswith("imported 72 rows (3 testcases) into ")
 
 
 def test_mamf_finder_values(tmp_path, capsys):
@@ -139,6 +192,10 @@ def test_nvbandwidth_values(tmp_path, capsys):
     nv = TOOLS / "nvbandwidth"
     _, meta, rows = _import(tmp_path / "a", capsys, "nvbandwidth", nv / "v0.8_json_h200_8gpu.json")
     assert meta["device"] == {"backend": "nvbandwidth", "host": "h200-node", "name": "NVIDIA H200", "count": 8}
+    # v0.5 wrote no device list: the name is not recorded, the count is the GPU columns' width
+    _, old, _ = _import(tmp_path / "b", capsys, "nvbandwidth", nv / "v0.5_json_h100_8gpu_azure.json")
+    assert old["device"]["name"] is None and old["device"]["count"] == 8
+    assert dict(system_facts(old))["device"].startswith("device name not recorded (nvbandwidth) × 8")
     h2d = [r for r in rows if r["op"] == "host_to_device_memcpy_ce"]
     assert len(h2d) == 8 and {r["gbps"] for r in h2d} == {55.43}
     bidir = [r for r in rows if r["op"] == "device_to_device_bidirectional_memcpy_write_ce"]

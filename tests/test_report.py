@@ -235,3 +235,17 @@ def test_csv_and_json_carry_the_short_window_flag_and_no_short_per_watt():
     assert table[0]["TFLOP_per_s_mean"] and table[0]["time_mean_s"]
     md = render({"device": {"name": "x"}}, [old, long], "md")
     assert "| (1371) |" in md and "0.485" not in md
+
+
+def test_readme_names_csv_columns_as_the_csv_writes_them():
+    """README once said the CSV carries `telemetry_short_window`: that is the row's field; the
+    CSV's column is `short_window`."""
+    import re
+    from pathlib import Path
+
+    from harness.core.row import FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    named = re.findall(r"the CSV's column for it is `(\w+)`", readme)
+    assert named == ["short_window"] and set(named) <= set(report.CSV_COLUMNS)
+    assert "telemetry_short_window" in FIELDS and "telemetry_short_window" not in report.CSV_COLUMNS

@@ -153,3 +153,43 @@ def test_copied_data_is_published_data(site):
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == len(_rows(1.0, None))
     assert (folder / "power.csv").read_text().startswith("t_s,device,power_w")
+
+
+LAYOUT = """(() => {
+  const d = document.documentElement;
+  const boxes = Array.from(document.querySelectorAll('table')).map(t => {
+    const box = t.parentElement;
+    return [box.className, getComputedStyle(box).overflowX, Math.round(box.getBoundingClientRect().right)];
+  });
+  const t = document.querySelector('table');
+  const font = parseFloat(getComputedStyle(t.tBodies[0].rows[0].cells[0]).fontSize);
+  const tallest = Math.max(...Array.from(t.tBodies[0].rows).map(r => r.getBoundingClientRect().height));
+  t.parentElement.scrollLeft = t.parentElement.scrollWidth;  // the last column, scrolled to
+  const cells = t.tHead ? t.tHead.rows[0].cells : t.tBodies[0].rows[0].cells;
+  const last = cells[cells.length - 1].getBoundingClientRect();
+  return {page: d.scrollWidth, window: d.clientWidth, boxes: boxes, lines: tallest / (font * 1.2),
+          last: [Math.round(last.left), Math.round(last.right)]};
+})()"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_wide_tables_scroll_in_their_own_box(site, width):
+    """In a 1400 (or 800) px window no page scrolls sideways: every table sits in its own scroll
+    box, and the index's cells wrap to a few lines rather than to their longest word (they were
+    squeezed to ~10 lines, with the last columns out of sight)."""
+    _, out, b = site
+    pages = ["index.html", "compare.html", "generations.html", "projection.html",
+             *(f"runs/{p.name}" for p in sorted((out / "runs").glob("*.html")))]
+    b.viewport(width)
+    try:
+        for page in pages:
+            b.open((out / page).as_uri())
+            got = b.js(LAYOUT)
+            assert got["page"] <= got["window"], (page, got)
+            assert all(cls == "wide" and ox == "auto" and right <= got["window"]
+                       for cls, ox, right in got["boxes"]), (page, got["boxes"])
+            if page == "index.html":
+                assert got["lines"] <= 4, got  # a text cell wraps at 16em, a figure not at all
+                assert 0 <= got["last"][0] and got["last"][1] <= got["window"], got  # data: in reach
+    finally:
+        b.viewport(None)

@@ -188,3 +188,36 @@ def test_specs_command_malformed_file_exits_2(tmp_path, capsys):
 
 def test_default_table_path_is_packaged():
     assert specs.default_path() == Path(specs.__file__).parents[1] / "data" / "hardware.toml"
+
+
+def test_specs_entry_says_what_ref_means(capsys):
+    assert run_cli(specs_cmd, ["H200"]) == 0
+    out = capsys.readouterr().out
+    assert "REF = docs/sources.md" in out and "`gwbench specs h200 --sources`" in out
+    assert "mamf = mamf-finder's results" in out
+
+
+def test_specs_sources_quote_whole_sentences(capsys):
+    """The H200 lines of docs/sources.md come out whole: a wrapped sentence naming it on one line
+    keeps its other lines (the capacity note once printed "reports" then its closing line)."""
+    assert run_cli(specs_cmd, ["H200", "--sources"]) == 0
+    out = capsys.readouterr().out
+    note = ('HBM "GB" in the vendors\' tables reads as GiB on the device: the H200 "141 GB" reports\n'
+            "150,109,880,320 bytes through `torch.cuda.get_device_properties().total_memory` (0.99 × 141 GiB;\n"
+            "`results/h200-*/run.json`).")
+    assert note in out
+    assert "| GPU | BF16 TFLOP/s |" in out  # a table row comes with its header
+
+
+def test_sources_for_takes_items_whole_and_names_as_words():
+    from harness.present.specs import sources_for
+
+    h200 = specs.load().find("H200")
+    text = ("# title\n\n## A\n\n| GPU | x |\n|---|---|\n| H200 SXM | 1 |\n| GH200 | 2 |\n\n"
+            "- first item about H200, wrapped\n  onto a second line.\n- an item about GH200 only.\n\n"
+            "A paragraph that wraps\nand names H200 on its second line.\n\n## B\n\nNothing here.\n")
+    out = sources_for(h200, text)
+    assert "- first item about H200, wrapped\n  onto a second line." in out
+    assert "A paragraph that wraps\nand names H200 on its second line." in out
+    assert "| GPU | x |\n|---|---|\n| H200 SXM | 1 |" in out
+    assert "GH200" not in out and "## B" not in out

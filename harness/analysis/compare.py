@@ -27,6 +27,7 @@ from typing import Any
 from harness.core.errors import UsageError, clip
 from harness.analysis.peaks import peak_for, spec_for
 from harness.core.row import busbw_gbps, number, per_watt
+from harness.core.runinfo import NOT_RECORDED, device, device_label
 
 ALPHA = 0.01  # significance level of the U test
 MIN_CHANGE = 0.05  # |ratio - 1| below this is "same" even when significant (asv's factor idea)
@@ -71,6 +72,24 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     return u1, min(1.0, p)
 
 
+# Below this a p-value is printed as a bound: the normal approximation's far tail is not
+# accurate (exact U tables stop long before; an erfc that underflows printed "p=0"), and no
+# verdict here turns on more than "far below ALPHA".
+P_FLOOR = 1e-6
+
+
+def p_text(p: float) -> str:
+    """A p-value as a statistician writes it: "p = 0.0028", "p = 3.4e-5" (two significant
+    figures), "p < 1e-6" below P_FLOOR (never "p=0")."""
+    if math.isnan(p):
+        return "p not computed"
+    if p < P_FLOOR:
+        return f"p < {P_FLOOR:.0e}".replace("e-0", "e-")
+    text = f"{p:.2g}"
+    mantissa, e, exponent = text.partition("e")
+    return f"p = {mantissa}e{int(exponent)}" if e else f"p = {text}"
+
+
 def _samples(row: Mapping) -> list[float]:
     s = row.get("samples_s")
     if not isinstance(s, list):
@@ -84,7 +103,7 @@ def significant(a: Sequence[float], b: Sequence[float]) -> tuple[bool | None, st
         return None, "no raw samples"
     if min(len(a), len(b)) >= MIN_SAMPLES:
         _, p = mann_whitney_u(a, b)
-        return p < ALPHA, f"Mann-Whitney p={p:.2g}"
+        return p < ALPHA, f"Mann-Whitney {p_text(p)}"
     apart = max(a) < min(b) or max(b) < min(a)
     return apart, "ranges " + ("apart" if apart else "overlap") + f" ({len(a)}/{len(b)} samples)"
 
@@ -147,7 +166,7 @@ def compare_case(a: Mapping | None, b: Mapping | None, unstable: str | None = No
     if sa == "failed" and sb == "ok":
         res.mark = "fixed"
     elif sa != "ok" or sb != "ok":
-        res.mark, res.how = "not comparable", f"status {sa} -> {sb}"
+        res.mark, res.how = "not comparable", f"status {sa} → {sb}"
         return res
     if _definition(a) != _definition(b) and all(x is not None for x in _definition(a) + _definition(b)):
         res.mark, res.how = "not comparable", "case definition changed (FLOP or bytes per call differ)"
@@ -186,8 +205,7 @@ def compare_case(a: Mapping | None, b: Mapping | None, unstable: str | None = No
 
 
 def _device_name(meta: Mapping) -> str:
-    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
-    return f"{d.get('name')} ({d.get('backend')})"
+    return f"{device_label(meta)} ({device(meta).get('backend') or NOT_RECORDED})"
 
 
 def _spec_ratio(acc_a, acc_b, family: str, dtype: str) -> float | None:
@@ -258,7 +276,7 @@ def _software_diff(meta_a: Mapping, meta_b: Mapping) -> list[str]:
         return {**{k: v for k, v in s.items() if isinstance(v, (str, int, float)) or v is None},
                 "driver": d.get("driver_version")}
     x, y = sw(meta_a), sw(meta_b)
-    return [f"{k}: {x.get(k)} -> {y.get(k)}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
+    return [f"{k}: {x.get(k)} → {y.get(k)}" for k in sorted(set(x) | set(y)) if x.get(k) != y.get(k)]
 
 
 def compare(runs: Sequence[Path]) -> list[dict[str, Any]]:

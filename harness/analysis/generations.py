@@ -30,6 +30,7 @@ from harness.analysis.peaks import spec_for
 from harness.core import specs
 from harness.core.errors import UsageError, clip
 from harness.core.row import busbw_gbps, gemm_shape, memory_bytes, number, params, per_watt, rate_at
+from harness.core.runinfo import NOT_RECORDED, device_name
 from harness.core.stats import STATISTICS
 from harness.core.store import RUN_FILE, load_run
 
@@ -279,7 +280,9 @@ def view(runs: Sequence[tuple[str, Mapping, Sequence[Mapping]]] = (), statistic:
         acc = spec_for(meta)
         d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
         if acc is None:
-            why = "a CPU run" if d.get("backend") == "cpu" else f"device {d.get('name')!r} not in the hardware table"
+            why = ("a CPU run" if d.get("backend") == "cpu" else
+                   f"device {d.get('name')!r} not in the hardware table" if device_name(meta) else
+                   f"the run's device name is {NOT_RECORDED}")
             not_placed.append({"run": label, "device": d.get("name"), "why": why})
             continue
         by_gen.setdefault(acc.key, []).append((label, meta, rows))

@@ -9,7 +9,8 @@ nccl-tests' layout is present/nccl_tests.py, and what it prints parses here agai
 
 The parser keys on the column header, not on column positions, so that it reads every layout
 nccl-tests has printed since 2019 (formats read from its history):
-  * rank lines with or without `Group` (2022-09) and `Pid`, any PCI id form;
+  * rank lines with or without `Group` (2022-09) and `Pid`, any PCI id form, and the device name
+    each ends with (the `-J` file's `device_info`);
   * per-collective headers of v2.0-v2.11 (all_gather: `size count type`, broadcast: `... root`)
     with the legacy `error` column (a max abs delta `%5.0le`, not a count);
   * `#wrong` as `%g` (`1e+06`, `5.36871e+08`) or `N/A` (-c 0, in-place alltoall/sendrecv);
@@ -66,7 +67,10 @@ def collective_from_name(name: str) -> str | None:
 
 # ---------------------------------------------------------------- parsing the text output
 
-_RANK_LINE = re.compile(r"^#\s+Rank\s+(\d+)(?:\s+Group\s+\d+)?(?:\s+Pid\s+\d+)?\s+on\s+(\S+)\s+device\s+(\d+)")
+# `#  Rank %2d Group %2d Pid %6d on %10s device %2d [%04x:%02x:%02x] %s` (HEAD; v2.11 and older: no
+# Group, `[0x%02x]`): the last field is the CUDA device name (cudaDeviceProp.name).
+_RANK_LINE = re.compile(r"^#\s+Rank\s+(\d+)(?:\s+Group\s+\d+)?(?:\s+Pid\s+\d+)?\s+on\s+(\S+)\s+device\s+(\d+)"
+                        r"(?:\s+\[[^\]]*\](?:\s+(\S.*?))?)?\s*$")
 _VERSION = re.compile(r"^#\s*nccl-tests version\s+(\S+)")
 _STARTING = re.compile(r"^#\s*Collective test starting:\s*(\S+)")
 _GWBENCH = re.compile(r"^#\s*gwbench:.*\branks\s+(\d+)")
@@ -147,7 +151,8 @@ def _group(cols: list[str], cells: list[str], where: str) -> dict | None:
 def parse_tables(text: str | Iterable[str], collective: str | None = None, where: str = "log") -> list[dict]:
     """Every result table of an nccl-tests output (or a gwbench `--format nccl-tests` report).
 
-    Each table: {"collective", "nranks", "hosts", "header", "version", "results": [{size_bytes,
+    Each table: {"collective", "nranks", "hosts", "devices" (the device name of each rank line
+    that prints one), "header", "version", "results": [{size_bytes,
     count, type, redop, root, out_of_place, in_place, line}], "out_of_bounds", "avg_busbw"}.
     `collective` is used where the table does not name its own (`# Collective test starting`).
     """
@@ -184,7 +189,7 @@ def parse_tables(text: str | Iterable[str], collective: str | None = None, where
                            "collective": None, "gw_ranks": None}
                 continue
             if (m := _RANK_LINE.match(s)) is not None:
-                pending["ranks"][int(m.group(1))] = (m.group(2), int(m.group(3)))
+                pending["ranks"][int(m.group(1))] = (m.group(2), int(m.group(3)), m.group(4))
             elif (m := _VERSION.match(s)) is not None:
                 pending["version"] = m.group(1)
             elif (m := _STARTING.match(s)) is not None:
@@ -234,7 +239,9 @@ def _start_table(pending: dict, collective: str | None) -> dict:
     ranks = pending["ranks"]
     return {"collective": collective or pending["collective"],
             "nranks": len(ranks) or pending["gw_ranks"],
-            "hosts": sorted({h for h, _ in ranks.values()}), "header": list(pending["header"]),
+            "hosts": sorted({h for h, _, _ in ranks.values()}),
+            "devices": [name for _, _, name in ranks.values() if name],
+            "header": list(pending["header"]),
             "version": pending["version"]}
 
 
@@ -340,8 +347,11 @@ def _parse_json(text: str, collective: str | None, where: str) -> dict:
                 raise LogError(f"{at}.{p}: expected time, alg_bw, bus_bw, nwrong") from None
         results.append(res)
     hosts = sorted({str(d.get("hostname")) for d in devices if isinstance(d, Mapping) and d.get("hostname")})
+    # `device_info` is the rank line's name field; one process driving -g N GPUs has one entry.
+    names = [str(d["device_info"]).strip() for d in devices
+             if isinstance(d, Mapping) and str(d.get("device_info") or "").strip()]
     oob = doc.get("out_of_bounds") if isinstance(doc.get("out_of_bounds"), Mapping) else {}
-    return {"collective": coll, "nranks": nranks, "hosts": hosts,
+    return {"collective": coll, "nranks": nranks, "hosts": hosts, "devices": names,
             "header": [f"-J file version {doc.get('version')}", " ".join(str(a) for a in args)],
             "version": None, "json_version": doc.get("version"), "results": results,
             "out_of_bounds": {"count": oob.get("count"), "status": oob.get("okay")},

@@ -61,6 +61,17 @@ def parse(text: str, where: str = "file") -> dict:
             "devices": devices, "testcases": tests}
 
 
+def gpu_count(parsed: Mapping) -> int | None:
+    """How many GPUs the file covers: its `GPU Device list` (v0.8+), else the width of the widest
+    matrix whose columns are GPUs (`... GPU(column) bandwidth`: every testcase of v0.5-v0.8 has
+    one GPU per column), else None."""
+    if parsed["devices"]:
+        return len(parsed["devices"])
+    widths = [len(t["matrix"][0]) for t in parsed["testcases"]
+              if "GPU(column)" in t["description"] and t["matrix"] and t["matrix"][0]]
+    return max(widths, default=None)
+
+
 def _parts(test: Mapping) -> list[tuple[str, list]]:
     """(matrix part, rows) pairs: three stacked square matrices for the bidirectional
     device-to-device tests of v0.6+, else the one matrix."""

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis import cost
-from harness.core import specs
+from harness.core import runinfo, specs
 from harness.core.errors import UsageError
 from harness.core.row import positive
 from harness.core.sourced import Range  # also harness.analysis.projection.Range, as before
@@ -251,21 +251,43 @@ def reference_efficiency(acc: specs.Accelerator, table: specs.HardwareTable,
     return 0.80, "mamf-finder H100 bf16 794.5/989 (built-in fallback)"
 
 
+def _efficiency_rows(rows: Sequence[Mapping], dtype: str, run_dir: Path) -> list[Mapping]:
+    """The ok `dtype` GEMM rows with a rate at the median, the statistic e_meas is taken at (the
+    reference e_ref is mamf-finder's mean, which the median of a steady kernel matches). A row
+    with only the fastest sample (a mamf-finder log of 2024-08 prints the max alone) is not
+    used: the fastest of 100 iterations runs above the mean and would credit the node MFU it
+    does not sustain; the error says so rather than that no row exists."""
+    ok = [r for r in rows if r.get("family") == "gemm" and r.get("dtype") == dtype and r.get("status") == "ok"]
+    gemm = [r for r in ok if positive(r.get("tflops"))]
+    if gemm:
+        return gemm
+    if not ok:
+        raise UsageError(f"{run_dir} has no ok {dtype} GEMM rows to measure efficiency from")
+    best_only = sum(1 for r in ok if positive(r.get("tflops_best")))
+    n = f"{len(ok)} ok {dtype} GEMM row{'s' if len(ok) != 1 else ''}"
+    if best_only == len(ok):
+        raise UsageError(f"{run_dir}: its {n} {'has' if len(ok) == 1 else 'have'} no median TFLOP/s, only "
+                         "the fastest sample (an imported log that printed the max alone); efficiency is "
+                         "measured at the median, and the max would overstate it")
+    raise UsageError(f"{run_dir}: its {n} {'has' if len(ok) == 1 else 'have'} no rate at the median "
+                     "to measure efficiency from")
+
+
 def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str = "bf16",
              as_name: str | None = None, require_power: bool = False) -> Basis:
     """Source (a), or (c) with `as_name`: a measured run's efficiency (and power) per accelerator."""
     table = table or specs.load()
     run_dir = Path(run_dir)
     meta, rows = load_run(run_dir)
-    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
-    name = str(device.get("name") or "unknown device")
+    device = runinfo.device(meta)
+    name = runinfo.device_label(meta)
     if device.get("backend") == "cpu":
         raise UsageError(f"{run_dir} is a CPU run ({name}): no accelerator to project from")
+    gemm = _efficiency_rows(rows, dtype, run_dir)
+    if runinfo.device_name(meta) is None:
+        raise UsageError(f"{run_dir}: the run's device name is {runinfo.NOT_RECORDED}, so it has no spec "
+                         "peak to measure efficiency against; project from the spec with --hardware NAME")
     acc = table.lookup(name)
-    gemm = [r for r in rows if r.get("family") == "gemm" and r.get("dtype") == dtype
-            and r.get("status") == "ok" and positive(r.get("tflops"))]
-    if not gemm:
-        raise UsageError(f"{run_dir} has no ok {dtype} GEMM rows to measure efficiency from")
     # A sustained window (--sustain; the power case) is what a facility sees all year: the
     # clocks have settled under the power cap. Prefer it for both the efficiency and the power;
     # else the best burst figure (mamf-finder's maximum achievable).

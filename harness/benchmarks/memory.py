@@ -522,7 +522,7 @@ def _p2p(case: Case, ctx: Context) -> Outcome:
     src, dst, size = int(p["src"]), int(p["dst"]), int(p["size_bytes"])
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if max(src, dst) >= count:
-        raise SkipCase(f"peer copy {src}->{dst} needs {max(src, dst) + 1} GPUs; {count} visible")
+        raise SkipCase(f"peer copy {src}→{dst} needs {max(src, dst) + 1} GPUs; {count} visible")
     reader = case.op == "p2p_read"
     if reader:
         cupy = cupy_kernels.cupy_module()

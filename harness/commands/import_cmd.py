@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
             store.append(row)
         counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "failed", "skipped")}
         store.write_meta(status="complete", counts=counts, n_cases=len(rows))
-    print(f"imported {len(rows)} rows ({imported['what']}) into {store.dir}")
+    print(f"imported {count_of(len(rows), 'row')} ({imported['what']}) into {store.dir}")
     return 1 if counts["failed"] else 0
 
 
@@ -90,30 +90,48 @@ def _nccl_tests(text: str, args: argparse.Namespace) -> dict:
 
     colls = ", ".join(dict.fromkeys(t["collective"] for t in tables))
     return {"version": nccl_tests.version_text(tables[0]), "header": [h for t in tables for h in t["header"]],
-            "host": hosts[0] if hosts else None, "device": None, "count": nranks, "rows": rows,
+            "host": hosts[0] if hosts else None, "device": _one_name(n for t in tables for n in t["devices"]),
+            "count": nranks, "rows": rows,
             "distributed": {"world_size": nranks, "nodes": len(hosts) or None, "hosts": hosts},
-            "what": f"{colls}, {nranks} ranks"}
+            "what": f"{colls}, {count_of(nranks, 'rank')}"}
+
+
+def _fact(label: str, value) -> str:
+    """`torch 2.7.0`, or `torch not recorded` where the file does not say (never `torch None`)."""
+    return f"{label} {value if value not in (None, '') else 'not recorded'}"
+
+
+def count_of(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`: the count and its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _one_name(names) -> str | None:
+    """The device name the rank lines print (None where they print none); a mixed set of GPUs is
+    named in full, so it matches no single spec entry."""
+    unique = sorted(set(names))
+    return " + ".join(unique) if unique else None
 
 
 def _mamf_finder(text: str, args: argparse.Namespace) -> dict:
     from harness.analysis import mamf_finder
 
     parsed = mamf_finder.parse(text, str(args.logfile))
-    return {"version": parsed["version"], "header": [parsed.get("command") or "", f"torch {parsed.get('torch')}"],
+    return {"version": parsed["version"], "header": [_fact("command", parsed.get("command")), _fact("torch", parsed.get("torch"))],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: mamf_finder.rows(parsed, run_id, source),
-            "what": f"{len(parsed['shapes'])} {parsed['dtype']} shapes"}
+            "what": count_of(len(parsed['shapes']), f"{parsed['dtype']} shape")}
 
 
 def _babelstream(text: str, args: argparse.Namespace) -> dict:
     from harness.analysis import babelstream
 
     parsed = babelstream.parse(text, str(args.logfile))
-    return {"version": parsed["version"], "header": [f"implementation {parsed.get('implementation')}",
-                                                    f"format {parsed.get('format')}"],
+    return {"version": parsed["version"], "header": [_fact("implementation", parsed.get("implementation")),
+                                                    _fact("format", parsed.get("format"))],
             "host": None, "device": parsed["device"], "count": 1,
             "rows": lambda run_id, source: babelstream.rows(parsed, run_id, source, text),
-            "what": f"{len(parsed['kernels'])} kernels"}
+            "what": count_of(len(parsed['kernels']), "kernel")}
 
 
 def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
@@ -121,11 +139,11 @@ def _nvbandwidth(text: str, args: argparse.Namespace) -> dict:
 
     parsed = nvbandwidth.parse(text, str(args.logfile))
     devs = parsed["devices"]
-    return {"version": parsed["version"], "header": [f"driver {parsed.get('driver')}", f"cuda {parsed.get('cuda')}"],
+    return {"version": parsed["version"], "header": [_fact("driver", parsed.get("driver")), _fact("cuda", parsed.get("cuda"))],
             "host": next((d[3] for d in devs if d[3]), None), "device": devs[0][1] if devs else None,
-            "count": len(devs) or None,
+            "count": nvbandwidth.gpu_count(parsed),
             "rows": lambda run_id, source: nvbandwidth.rows(parsed, run_id, source),
-            "what": f"{len(parsed['testcases'])} testcases"}
+            "what": count_of(len(parsed['testcases']), "testcase")}
 
 
 _IMPORTERS = {"nccl-tests": _nccl_tests, "mamf-finder": _mamf_finder, "babelstream": _babelstream,

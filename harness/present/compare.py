@@ -61,13 +61,13 @@ def render_html(result: Mapping[str, Any]) -> str:
     trs = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in (
         fam, _x(f["geomean_ratio"]), f["n"], _x(f["perf_per_w_ratio"]), *(f["marks"][m] for m in MARKS)))
         + "</tr>" for fam, f in result["families"].items())
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+    out.append(f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table></div>")
     spec = [(fam, dt, s) for fam, f in result["families"].items() for dt, s in f["vs_spec"].items()]
     if spec:
         trs = "".join(f"<tr><td>{esc(fam)}</td><td>{esc(dt or '-')}</td><td>{_x(s['measured'])}</td>"
                       f"<td>{_x(s['spec'])}</td></tr>" for fam, dt, s in spec)
-        out.append("<table><thead><tr><th>family</th><th>dtype</th><th>measured ratio</th><th>spec ratio</th>"
-                   f"</tr></thead><tbody>{trs}</tbody></table>")
+        out.append("<div class=\"wide\"><table><thead><tr><th>family</th><th>dtype</th><th>measured ratio</th>"
+                   f"<th>spec ratio</th></tr></thead><tbody>{trs}</tbody></table></div>")
     trs = []
     for c in result["cases"]:
         cls = {"better": "better", "worse": "worse", "newly failing": "worse", "fixed": "better"}.get(c["mark"], "")
@@ -75,5 +75,5 @@ def render_html(result: Mapping[str, Any]) -> str:
             c["mark"], c["case_id"], _fig(c["a_value"]), _fig(c["b_value"]), c["unit"], _x(c["ratio"]),
             c["how"])) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("mark", "case", "A", "B", "unit", "ratio", "judged by"))
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>")
+    out.append(f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table></div>")
     return "\n".join(out)

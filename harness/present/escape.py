@@ -11,11 +11,13 @@ links of the README index.
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 from urllib.parse import quote
 
 from harness.core.errors import printable
 
+_OPENING_LT = re.compile(r"<(?=\S)")  # a `<` that could open a tag or an autolink
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -23,10 +25,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def md(text: Any) -> str:
     """Text for one Markdown table cell or list item, shown as written: one line, the table's `|`
     escaped, no raw HTML (`<` `>` as entities), and no inline link or image (`](` broken), so a
-    planted `<script>`, `<img src=...>` or `[x](javascript:...)` stays text in any renderer."""
+    planted `<script>`, `<img src=...>` or `[x](javascript:...)` stays text in any renderer.
+    A `<` followed by a space or ending the text stays as written ("p < 1e-6"): every raw-HTML
+    and autolink form of CommonMark (tag, `</`, `<!`, `<?`, `<scheme:`, `<a@b>`) has a non-space
+    right after the `<`, so that one opens nothing, and a reader of the Markdown in a terminal
+    sees `<`, not `&lt;`."""
     s = printable(str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
-    return (s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("](", "]\\("))
+    s = s.replace("\\", "\\\\").replace("|", "\\|").replace(">", "&gt;")
+    return _OPENING_LT.sub("&lt;", s).replace("](", "]\\(")
 
 
 def csv_cell(value: Any) -> Any:

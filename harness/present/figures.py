@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from harness.core.flops import STREAM_WORDS  # noqa: E402
 from harness.analysis.peaks import peak_for, spec_for  # noqa: E402
 from harness.core.row import busbw_gbps, memory_bytes, number, params  # noqa: E402
+from harness.core.runinfo import device_count_text, device_label  # noqa: E402
 from harness.core.store import write_atomic  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -423,8 +424,7 @@ def projection_generations(stem: Path, formats: Sequence[str] = FORMATS, samples
 
 
 def _device(meta: Mapping) -> str:
-    d = meta.get("device") if isinstance(meta.get("device"), Mapping) else {}
-    return f"{d.get('name')} ×{d.get('count')}"
+    return f"{device_label(meta)} ×{device_count_text(meta)}"
 
 
 RUN_FIGURES = (("gemm", gemm_vs_size), ("attention", attention_vs_seq), ("memory", memory_bandwidth),

@@ -7,6 +7,12 @@ other inline script, no event-handler attribute, no script from anywhere, no net
 without JavaScript reads the same, unsorted. A cell sorts by its `data-sort` attribute where it
 has one (the number behind "834.5 bf16 (84%)", an ISO date), else by its leading number, else
 by its text; empty cells and "—" sort last either way.
+
+Every table sits in its own scroll box (`<div class="wide">`, overflow-x auto, as wide as the
+window less the page's margins), so a table wider than the window scrolls inside it and the page
+never does; the table is as wide as its content (max-content), a cell wrapping only past 16em
+and a header past 8em, so figures stay on one line and a long text cell wraps to a few lines
+instead of every column being squeezed to its longest word.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ font-size:0.85em}td{text-align:right}thead th{background:#eee}.noisy{background:
 img{display:block;width:64em;max-width:100%;margin:0.5em 0;border:1px solid #ddd}code{background:#f4f4f4}
 td:first-child{text-align:left}
 thead th[tabindex]{cursor:pointer}thead th[aria-sort=ascending]::after{content:" \\25B2"}
-thead th[aria-sort=descending]::after{content:" \\25BC"}.wide{overflow-x:auto;width:calc(100vw - 4em)}
+thead th[aria-sort=descending]::after{content:" \\25BC"}
+.wide{overflow-x:auto;width:calc(100vw - 4em)}.wide table{width:max-content}.wide td{max-width:16em}
+.wide thead th{max-width:8em}
 .measured{background:#eef6ff}.published{background:#f6f0ff}.spec{background:#f7f7f7}
 .facts td,.facts th{text-align:left}"""
 

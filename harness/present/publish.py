@@ -33,6 +33,7 @@ from harness.analysis.peaks import peak_for, spec_for
 from harness.core.errors import UsageError, clip
 from harness.core.flops import STREAM_WORDS
 from harness.core.row import busbw_gbps, number, per_watt, trusted_power
+from harness.core.runinfo import device_label
 from harness.core.store import RUN_FILE, json_text, load_run, write_atomic
 from harness.present.compare import render_html as compare_html
 from harness.present.escape import md, relative_link
@@ -68,8 +69,7 @@ class Run:
 
     @property
     def device(self) -> str:
-        d = self.meta.get("device") if isinstance(self.meta.get("device"), Mapping) else {}
-        return str(d.get("name") or "unknown")
+        return device_label(self.meta)
 
     @property
     def count(self) -> Any:
@@ -422,7 +422,7 @@ def _provenance(run: Run) -> str:
             ("suite", esc(suite_text(run.meta))), ("data", _data_links(run, f"{run.slug}/"))]
     rows += [(f"best {k}", esc(h[k].text)) for k in HEADLINES if k in h]
     trs = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<h2>provenance</h2><table class=\"facts\"><tbody>{trs}</tbody></table>"
+    return f"<h2>provenance</h2><div class=\"wide\"><table class=\"facts\"><tbody>{trs}</tbody></table></div>"
 
 
 def _run_page(run: Run, site: Path, figures: bool) -> None:

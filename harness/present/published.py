@@ -57,5 +57,5 @@ def render_html(result: Mapping[str, Any]) -> str:
                   for line in result["lines"])
     out.append("<p class=\"note\">Published figures are other people's, with their sources; never "
                "gwbench's measurements.</p>")
-    out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+    out.append(f"<div class=\"wide\"><table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table></div>")
     return "\n".join(out)

@@ -24,6 +24,7 @@ from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
 from harness.core.row import (algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, per_watt,
                               rate_at, trusted_power)
+from harness.core.runinfo import NOT_RECORDED, device_count_text, device_label
 from harness.core.store import json_text
 from harness.present.escape import csv_cell, md
 from harness.present.html import esc, html_page
@@ -399,7 +400,7 @@ def system_facts(meta: Mapping) -> list[tuple[str, str]]:
         ("run", f"{meta.get('run_id')} ({meta.get('status') or 'status not recorded'}); started "
                 f"{meta.get('started_at') or 'not recorded'}, finished {meta.get('finished_at') or 'not recorded'}"),
         ("host", str(d.get("host", "n/a"))),
-        ("device", f"{d.get('name')} ({d.get('backend')}) × {d.get('count')}"
+        ("device", f"{device_label(meta)} ({d.get('backend') or NOT_RECORDED}) × {device_count_text(meta)}"
                    + (f"; spec entry {acc.name}" if acc else "; no spec entry (shares not shown)")),
         ("software", ", ".join(f"{k} {v}" for k, v in software_stack(meta))
                      + f", python {sw.get('python') or 'not recorded'}"),
@@ -501,8 +502,8 @@ def pivot_html(pv: Pivot) -> str:
             tds.append(f"<td{cls}>{esc(c)}</td>")
         trs.append("<tr>" + "".join(tds) + "</tr>")
     note = f"<p class=\"note\">{esc(pv.note)}</p>" if pv.note else ""
-    return (f"<h3>{esc(pv.title)}</h3>\n<table class=\"pivot\"><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(trs)}</tbody></table>{note}")
+    return (f"<h3>{esc(pv.title)}</h3>\n<div class=\"wide\"><table class=\"pivot\"><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table></div>{note}")
 
 
 def rows_html(rows: list[dict]) -> str:

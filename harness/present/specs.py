@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.core.specs import FIGURE_FIELDS, SYSTEM_FIGURES, Accelerator, Figure, HardwareTable, System
@@ -62,33 +63,92 @@ def describe(entry: Accelerator | System, fmt: str = "text") -> str:
         figs += [(k, getattr(entry, k)) for k in SYSTEM_FIGURES if getattr(entry, k)]
     rows = [[k, _value_text(f), f.source, f.note or None] for k, f in figs]
     info = "; ".join(f"{k}: {v}" for k, v in facts if v not in (None, ""))
-    return f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)
+    legend = source_legend(entry)
+    return (f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)
+            + (f"\n\n{legend}" if legend else ""))
+
+
+def source_legend(entry: Accelerator | System) -> str | None:
+    """One line saying what the abbreviations in the entry's sources stand for (hardware.toml's
+    header defines them) and how to read the sources; None when no source uses one."""
+    cited = " ".join(f.source for f in _figures(entry))
+    said = [text.format(key=entry.key) for abbr, text in ABBREVIATIONS if re.search(rf"\b{abbr}\b", cited)]
+    return "; ".join(said) if said else None
+
+
+# The short names hardware.toml's sources use (its header comment defines them).
+ABBREVIATIONS = (("REF", "REF = docs/sources.md, the published sources (`gwbench specs {key} --sources` "
+                         "prints its lines about this entry)"),
+                 ("mamf", "mamf = mamf-finder's results (stas00/ml-engineering, compute/accelerator/README.md)"))
 
 
 def sources_for(entry: Accelerator | System, text: str) -> str:
-    """The parts of docs/sources.md (`text`) about one entry: under each section, the lines and
-    table rows naming it, with the section's own source notes (the paragraph after its table)."""
+    """The parts of docs/sources.md (`text`) about one entry: under each section, every table row,
+    list item or paragraph naming it, whole (a wrapped sentence is never cut at a line end), a
+    table's header above its rows, and the section's own source notes (the paragraph opening
+    "Sources:")."""
     names = {entry.name, entry.key, *getattr(entry, "aliases", ())}
     if isinstance(entry, System):
         names.add(entry.accelerator)
     words = {n.lower() for n in names if n} | {n.split(" (")[0].lower() for n in names if n}
+    # A name as a word: "H200" in "8×H200" and "H100/H200", not in "GH200".
+    named = re.compile("|".join(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])" for w in sorted(words, key=len, reverse=True)))
     out: list[str] = []
-    section: list[str] = []
-    head = ""
-
-    def flush() -> None:
-        hits = [ln for ln in section if any(w in ln.lower() for w in words)]
-        notes = [ln for ln in section if ln.startswith(("Sources:", "Source:"))]
-        if hits:
-            out.extend([head, *hits, *notes, ""])
-
-    for line in text.splitlines():
-        if line.startswith("## "):
-            flush()
-            head, section = line, []
-        else:
-            section.append(line)
-    flush()
+    for head, paragraphs in _sections(text):
+        picked = []
+        for para in paragraphs:
+            if para[0].startswith("|"):
+                rows = [ln for ln in para[2:] if named.search(ln.lower())]
+                if rows:
+                    picked.append(para[:2] + rows)
+                continue
+            units = _units(para)
+            hits = [ln for u in units if named.search(" ".join(u).lower()) for ln in u]
+            if hits:
+                picked.append(hits)
+        if picked:
+            notes = [p for p in paragraphs if p[0].startswith(("Sources:", "Source:")) and p not in picked]
+            out.append(head)
+            out.extend(ln for p in picked + notes for ln in ("", *p))
+            out.append("")
     what = "\n".join(out).strip()
-    return (f"{entry.name}: every \"REF\" above means docs/sources.md; its lines about this entry:\n\n"
+    return (f"{entry.name}: the lines of docs/sources.md (REF) about this entry:\n\n"
             + (what or "(no line names it; `gwbench specs --sources` with no NAME prints the whole file)"))
+
+
+def _sections(text: str) -> list[tuple[str, list[list[str]]]]:
+    """("## heading", its paragraphs: runs of non-blank lines) for each section."""
+    out: list[tuple[str, list[list[str]]]] = []
+    head, paras, cur = "", [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("## ") or not line.strip():
+            if cur:
+                paras.append(cur)
+            cur = []
+            if line.startswith("## "):
+                out.append((head, paras))
+                head, paras = line, []
+            continue
+        cur.append(line)
+    out.append((head, paras))
+    return [(h, p) for h, p in out if h]
+
+
+def _units(para: list[str]) -> list[list[str]]:
+    """A paragraph's list items (a `- ` line and its indented continuation), or the paragraph."""
+    if not para[0].startswith(("- ", "* ")):
+        return [para]
+    units: list[list[str]] = []
+    for line in para:
+        if line.startswith(("- ", "* ")) or not units:
+            units.append([line])
+        else:
+            units[-1].append(line)
+    return units
+
+
+def _figures(entry: Accelerator | System) -> list[Figure]:
+    if isinstance(entry, Accelerator):
+        figs = [*entry.dense_tflops.values(), *entry.mamf_tflops.values()]
+        return figs + [getattr(entry, k) for k in FIGURE_FIELDS if getattr(entry, k)]
+    return [entry.gpus, entry.power_kw] + [getattr(entry, k) for k in SYSTEM_FIGURES if getattr(entry, k)]

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.core import specs
+from harness.core import runinfo, specs
 from harness.core.errors import UsageError
 from harness.core.flops import DTYPE_BYTES, STREAM_WORDS
 from harness.analysis.perfmodel import inputs
@@ -300,11 +300,14 @@ def from_run(run_dir: Path, table: specs.HardwareTable | None = None, dtype: str
     """A measured profile; `fill` names the spec entry that supplies lacking rows (--hardware)."""
     table = table or specs.load()
     meta, rows = load_run(Path(run_dir))
-    device = meta.get("device") if isinstance(meta.get("device"), dict) else {}
-    dev_name = str(device.get("name") or "unknown device")
+    device = runinfo.device(meta)
+    dev_name = runinfo.device_label(meta)
     if device.get("backend") == "cpu" and not fill:
         raise UsageError(f"{run_dir} is a CPU run ({dev_name}): no accelerator to model; "
                          "use --hardware NAME")
+    if runinfo.device_name(meta) is None and not fill:
+        raise UsageError(f"{run_dir}: the run's device name is {runinfo.NOT_RECORDED}; "
+                         "add --hardware NAME for its peaks")
     try:
         acc = table.lookup(fill or dev_name)
     except UsageError:

@@ -101,7 +101,7 @@ def counter_delta(start: float, end: float, max_range: float | None) -> tuple[fl
         return end - start, None
     if max_range:
         return end + max_range - start, None
-    return None, f"energy counter went backwards ({start:g} -> {end:g}): driver reload or GPU reset?"
+    return None, f"energy counter went backwards ({start:g} → {end:g}): driver reload or GPU reset?"
 
 
 # ---------------------------------------------------------------------------------------------
