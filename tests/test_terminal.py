@@ -179,3 +179,20 @@ def test_project_generations_in_a_terminal_fit_and_say_only_what_is_shown(width)
     assert max(len(ln) for ln in text.splitlines()) <= width and "┃" in text
     # The note on cost columns only where the terminal had room for them.
     assert ("cost columns" in text) == ("$ per EFLOP" in text) == (width >= 200)
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_specs_fit_a_terminal_and_keep_every_cell(width):
+    """`gwbench specs` in a terminal: text columns wrap at words; a table still too wide is
+    printed in parts that each repeat the accelerator; files and pipes keep one line a row."""
+    from harness.core import specs
+    from harness.present.specs import describe, overview
+
+    table = specs.load()
+    for flat, fitted in ((overview(table), overview(table, width=width)),
+                         (describe(table.find("H200")), describe(table.find("H200"), width=width))):
+        assert max(len(ln) for ln in flat.splitlines()) > width
+        assert max(len(ln) for ln in fitted.splitlines()) <= width
+        words = lambda text: {w for w in text.split() if w.strip("-") and w != "—"}  # noqa: E731 - rules, fillers
+        assert words(flat) == words(fitted)
+    assert overview(table, width=width).count("GB300 (per") >= 2  # the name leads each part

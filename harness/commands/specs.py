@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.commands.common import terminal_width
 from harness.core import specs
 from harness.core.store import json_text
 from harness.present.specs import describe, overview, sources_for
@@ -32,13 +33,13 @@ def main(args: argparse.Namespace) -> int:
         if args.format == "json":
             out = json_text(entry.to_dict(), indent=2)
         else:
-            out = describe(entry, args.format)
+            out = describe(entry, args.format, width=terminal_width())
     elif args.format == "json":
         out = json_text({"path": table.path,
                           "accelerators": [a.to_dict() for a in table.accelerators.values()],
                           "systems": [s.to_dict() for s in table.systems.values()]}, indent=2)
     else:
-        out = overview(table, args.format)
+        out = overview(table, args.format, width=terminal_width())
     if args.sources and args.format != "json":
         text = specs.sources_text()
         out += "\n\n" + (sources_for(entry, text) if args.name else text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Any
 
 from harness.core.specs import FIGURE_FIELDS, SYSTEM_FIGURES, Accelerator, Figure, HardwareTable, System
@@ -13,8 +14,9 @@ def _v(fig: Figure | None) -> str | None:
     return None if fig is None else f"{fig.value:g}"
 
 
-def overview(table: HardwareTable, fmt: str = "text") -> str:
-    """All accelerators and systems, one row each (dense TFLOP/s)."""
+def overview(table: HardwareTable, fmt: str = "text", width: int | None = None) -> str:
+    """All accelerators and systems, one row each (dense TFLOP/s). `width` (a terminal's): the
+    names wrap to fit it."""
     acc_rows = [
         [a.name, a.vendor, a.year, a.status,
          *(_v(a.dense_tflops.get(t)) for t in ("bf16", "fp8", "fp4", "tf32")),
@@ -29,12 +31,16 @@ def overview(table: HardwareTable, fmt: str = "text") -> str:
     head = "Accelerators (dense peaks, no sparsity; per package)"
     return "\n\n".join([
         head, format_table(["accelerator", "vendor", "year", "status", "bf16 TFLOP/s", "fp8", "fp4", "tf32",
-                            "HBM GB", "HBM TB/s", "TDP W", "system"], acc_rows, fmt),
+                            "HBM GB", "HBM TB/s", "TDP W", "system"], acc_rows, fmt, width=width, wrap=(0, 11)),
         "Systems (rated maximum power)",
         format_table(["system", "accelerator", "GPUs", "power kW", "W per GPU", "x TDP", "status"],
-                     sys_rows, fmt),
-        f"source of every figure: `gwbench specs NAME`; table: {table.path}",
+                     sys_rows, fmt, width=width, wrap=(0, 1)),
+        _fill(f"source of every figure: `gwbench specs NAME`; table: {table.path}", width),
     ])
+
+
+def _fill(text: str, width: int | None) -> str:
+    return text if width is None else textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False)
 
 
 def _value_text(f: Figure) -> str:
@@ -48,8 +54,9 @@ def _ratio(s: System, a: Accelerator) -> str | None:
     return f"{s.watts_per_gpu / a.tdp_w.value:.2f}" if a.tdp_w else None
 
 
-def describe(entry: Accelerator | System, fmt: str = "text") -> str:
-    """Every figure of one entry with its source and note."""
+def describe(entry: Accelerator | System, fmt: str = "text", width: int | None = None) -> str:
+    """Every figure of one entry with its source and note. `width` (a terminal's): the source
+    and note columns and the prose wrap at words to fit it."""
     rows: list[list[Any]] = []
     if isinstance(entry, Accelerator):
         facts = [("vendor", entry.vendor), ("year", entry.year), ("status", entry.status),
@@ -64,7 +71,11 @@ def describe(entry: Accelerator | System, fmt: str = "text") -> str:
     rows = [[k, _value_text(f), f.source, f.note or None] for k, f in figs]
     info = "; ".join(f"{k}: {v}" for k, v in facts if v not in (None, ""))
     legend = source_legend(entry)
-    return (f"{entry.name} ({info})\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt)
+    head = f"{entry.name} ({info})"
+    if width is not None and fmt == "text":
+        head = textwrap.fill(head, width, subsequent_indent="  ", break_on_hyphens=False)
+        legend = legend and _fill(legend, width)
+    return (head + "\n\n" + format_table(["figure", "value", "source", "note"], rows, fmt, width=width, wrap=(2, 3))
             + (f"\n\n{legend}" if legend else ""))
 
 

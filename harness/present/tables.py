@@ -14,7 +14,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
     """A Markdown (`md`) or plain aligned (`text`) table of already-formatted cells.
 
     With `width` (a terminal's), a text table wider than it wraps its `wrap` columns (text, at
-    words) to fit; figures are never cut. Without, one line a row (files and pipes).
+    words) to fit, and when that is not enough it is printed in parts, each repeating the first
+    column; figures are never cut. Without, one line a row (files and pipes).
     """
     cells = [[str(c) for c in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
     if fmt == "md":
@@ -24,6 +25,25 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     if width is not None and sum(widths) + 2 * (len(widths) - 1) > width:
         widths = _wrapped_widths(cells, widths, width, [j for j in wrap if j < len(widths)])
+        if sum(widths) + 2 * (len(widths) - 1) > width and len(widths) > 2:
+            return "\n\n".join(format_table([headers[j] for j in part], [[r[j] for j in part] for r in rows],
+                                             fmt, width, wrap=[part.index(j) for j in wrap if j in part])
+                                for part in _parts(widths, width))
+    return _text_lines(cells, widths)
+
+
+def _parts(widths: list[int], width: int) -> list[list[int]]:
+    """Column groups that fit `width`, each led by column 0, the others kept in order."""
+    parts, current = [], [0]
+    for j in range(1, len(widths)):
+        if len(current) > 1 and sum(widths[k] + 2 for k in current) + widths[j] > width:
+            parts.append(current)
+            current = [0]
+        current.append(j)
+    return parts + [current]
+
+
+def _text_lines(cells: list[list[str]], widths: list[int]) -> str:
     lines = []
     for r in cells:
         parts = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] if len(c) > w else [c]
