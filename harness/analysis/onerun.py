@@ -260,7 +260,6 @@ def _tp_for(model: Transformer) -> int:
                 (model.kv_heads % t == 0 or t % model.kv_heads == 0))
 
 
-@lru_cache(maxsize=32)
 @lru_cache(maxsize=256)  # the model search revisits sizes; report and JSON ask for the same site
 def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[CurvePoint, ...]:
     """For each sequences-per-GPU share on the grid, the fastest layout that fits (coarse grid,
@@ -282,6 +281,8 @@ def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[
                     if v > 1 and (pp == 1 or layers % v):
                         continue
                     for zero in (1, 2, 3):
+                        # Recompute only adds time (none < selective < full): at one ZeRO stage
+                        # the first that fits is the fastest, the rest are not timed.
                         for rc in stepmod.RECOMPUTE:
                             lay = stepmod.Layout(gpus=tp * cp * pp * DP_REF, tp=tp, pp=pp, cp=cp, vpp=v,
                                                  micro_batch=1, seq=seq, batch_tokens=int(micro) * DP_REF * seq,
@@ -290,11 +291,13 @@ def layout_curve(model: Transformer, prof: prof_mod.Profile, seq: int) -> tuple[
                                 stepmod.check(model, lay)
                             except UsageError:
                                 continue
-                            if sum(stepmod.memory(model, lay, prof).values()) * 1e9 > prof.hbm_bytes:
+                            fullest = stepmod.fullest_stage(model, lay)
+                            if sum(fullest[1].values()) * 1e9 > prof.hbm_bytes:
                                 continue
-                            r = stepmod.step(model, lay, prof, require_fit=False)
+                            r = stepmod.step(model, lay, prof, require_fit=False, fullest=fullest)
                             if best is None or r.mfu > best.mfu:
                                 best = r
+                            break
         if best is not None:
             points.append(CurvePoint(spg, best))
     if not points:

@@ -62,10 +62,11 @@ def search(model, base: stepmod.Layout, p: prof_mod.Profile) -> tuple[stepmod.Re
                                     stepmod.check(model, lay)
                                 except UsageError:
                                     continue
-                                if not stepmod.fits(model, lay, p):
+                                fullest = stepmod.fullest_stage(model, lay)  # once: the fit, then the step
+                                if sum(fullest[1].values()) * 1e9 > p.hbm_bytes:
                                     continue
                                 fit += 1
-                                r = stepmod.step(model, lay, p, require_fit=False)
+                                r = stepmod.step(model, lay, p, require_fit=False, fullest=fullest)
                                 if best is None or r.step_s < best.step_s:
                                     best = r
     if best is None:

@@ -414,9 +414,12 @@ def _fit_error(lay: Layout, p: Profile, mem: dict[str, float], stage: int) -> Us
                       "--recompute, --search, or --no-fit-check to predict anyway")
 
 
-def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = True) -> Result:
+def step(model: Transformer, lay: Layout, p: Profile, *, require_fit: bool = True,
+         fullest: tuple[int, dict[str, float]] | None = None) -> Result:
+    """The step of `lay`. `fullest`: fullest_stage(model, lay), when the caller has it already
+    (a layout search checks the fit first and times only the layouts that fit)."""
     check(model, lay)
-    worst, mem = fullest_stage(model, lay)
+    worst, mem = fullest if fullest is not None else fullest_stage(model, lay)
     total = sum(mem.values())
     hbm = p.hbm_bytes / 1e9
     if require_fit and total > hbm:
