@@ -591,13 +591,15 @@ def test_signals_at_any_point_exit_130_without_a_traceback(tmp_path):
     a half-made run folder."""
     plans = [(signal.SIGTERM, 0.0), (signal.SIGINT, 0.0), (signal.SIGTERM, 0.7), (signal.SIGKILL, 0.7)]
     procs = []
-    for i, _ in enumerate(plans):
+    for i, (sig, delay) in enumerate(plans):
+        # Each process is started only when the one before it has had its signal: started all
+        # at once, a later one could run on past start-up while the test waits on an earlier.
         out = tmp_path / f"o{i}"
-        procs.append((out, subprocess.Popen(
+        p = subprocess.Popen(
             [sys.executable, "-m", "harness", "run", "--device", "cpu", "--only", "gemm", "--dtype", "fp32",
              "--out", str(out), "--warmup-ms", "1", "--rep-ms", "100", "--idle", "0", "--no-projection"],
-            env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
-    for (sig, delay), (_, p) in zip(plans, procs):
+            env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append((out, p))
         wait_for(lambda p=p: catches_sigterm(p.pid) or p.poll() is not None, step=0.002)
         time.sleep(delay)
         p.send_signal(sig)
