@@ -1,5 +1,5 @@
 """pytest-benchmark: `gwbench model --search` over all layouts, 16,384 GPUs, 405B (target < 5 s
-on the CPU; measured, not asserted: 2.12 s median of 3 rounds on the 2-core build machine
+on the CPU; measured, not asserted: 0.56-0.69 s median of 3 rounds on the 2-core build machine
 with the per-stage memory model). Run: make bench (or pytest tests/bench_perfmodel.py --benchmark-enable)."""
 
 from __future__ import annotations
