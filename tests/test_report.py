@@ -249,3 +249,22 @@ def test_readme_names_csv_columns_as_the_csv_writes_them():
     named = re.findall(r"the CSV's column for it is `(\w+)`", readme)
     assert named == ["short_window"] and set(named) <= set(report.CSV_COLUMNS)
     assert "telemetry_short_window" in FIELDS and "telemetry_short_window" not in report.CSV_COLUMNS
+
+
+def test_a_gemm_method_other_than_mamf_finders_is_named_where_its_figure_is_shown():
+    """The report's column and the generation table's case say the same words for a GEMM not
+    measured as mamf-finder measures (B (k, n), no C rewrite, fp8 written as bf16)."""
+    from harness.analysis.generations import _case
+    from harness.core.row import gemm_method
+
+    def row(**method):
+        r = built_gemm(1000.0, dtype="fp8", n=4096)
+        r["params"] = {**r["params"], **method}
+        return r
+
+    mamf, other = row(b_layout="nk", out_rewrite=True, out="fp8"), row(b_layout="kn", out_rewrite=False, out="bf16")
+    assert gemm_method(mamf["params"]) == "" and gemm_method({}) == ""
+    assert gemm_method(other["params"]) == "B kn, no C rewrite, out bf16"
+    (pv,) = report.pivots(META, [mamf, other])["gemm"]
+    assert pv.col_keys == ["fp8", "fp8 (B kn, no C rewrite, out bf16)"]
+    assert _case(mamf) == "4096×4096×4096" and _case(other) == "4096×4096×4096; B kn, no C rewrite, out bf16"

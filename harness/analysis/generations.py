@@ -29,7 +29,7 @@ from harness.analysis import published as pub
 from harness.analysis.peaks import spec_for
 from harness.core import specs
 from harness.core.errors import UsageError, clip
-from harness.core.row import busbw_gbps, gemm_shape, memory_bytes, number, params, per_watt, rate_at
+from harness.core.row import busbw_gbps, gemm_method, gemm_shape, memory_bytes, number, params, per_watt, rate_at
 from harness.core.runinfo import NOT_RECORDED, device_name
 from harness.core.stats import STATISTICS
 from harness.core.store import RUN_FILE, load_run
@@ -84,16 +84,6 @@ def runs_from(paths: Sequence[Path]) -> list[tuple[str, dict, list[dict]]]:
 # ------------------------------------------------------------------ measured figures
 
 
-def _method(p: Mapping) -> str:
-    """A GEMM's method where it is not mamf-finder's (benchmarks/gemm.py defaults)."""
-    parts = []
-    if p.get("b_layout", "nk") != "nk":
-        parts.append(f"B {p['b_layout']}")
-    if p.get("out_rewrite", True) is False:
-        parts.append("no C rewrite")
-    return ", ".join(parts)
-
-
 def _case(row: Mapping) -> str:
     """What the best row measured, in a reader's words."""
     fam, p = row.get("family"), params(row)
@@ -101,7 +91,7 @@ def _case(row: Mapping) -> str:
         shape = gemm_shape(row)
         text = "×".join(str(d) for d in shape) if shape else "?"
         label = f" ({row['label']})" if row.get("label") else ""
-        method = _method(p)
+        method = gemm_method(p)
         return text + label + (f"; {method}" if method else "")
     if fam == "attention":
         causal = " causal" if p.get("causal") else ""

@@ -329,6 +329,20 @@ def gemm_shape(row: Mapping) -> tuple[int, int, int] | None:
     return dims if ok else None  # type: ignore[return-value]
 
 
+def gemm_method(p: Mapping) -> str:
+    """A GEMM's method in words where it differs from mamf-finder's, the default of
+    benchmarks/gemm.py (B built (n, k) and used transposed, C rewritten before every call, fp8
+    written as fp8): "B kn, no C rewrite", or "" for mamf's method."""
+    parts = []
+    if p.get("b_layout", "nk") != "nk":
+        parts.append(f"B {p['b_layout']}")
+    if p.get("out_rewrite", True) is False:
+        parts.append("no C rewrite")
+    if p.get("out", "fp8") != "fp8":
+        parts.append(f"out {p['out']}")
+    return ", ".join(parts)
+
+
 def trusted_power(row: Mapping) -> float | None:
     """The row's power in W when it may be used for per-watt figures: read (not 'unavailable')
     over a window long enough to trust (core/stats.short_window). A row without the flag

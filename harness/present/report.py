@@ -22,8 +22,8 @@ from harness.analysis.peaks import peak_for, spec_for
 from harness.core.errors import UsageError
 from harness.core.flops import STREAM_WORDS
 from harness.present.nccl_tests import format_nccl_tests
-from harness.core.row import (algbw_gbps, busbw_gbps, extra, memory_bytes, number, params, per_watt,
-                              rate_at, trusted_power)
+from harness.core.row import (algbw_gbps, busbw_gbps, extra, gemm_method, memory_bytes, number, params,
+                              per_watt, rate_at, trusted_power)
 from harness.core.runinfo import NOT_RECORDED, device_count_text, device_label
 from harness.core.store import json_text
 from harness.present.escape import csv_cell, md
@@ -168,18 +168,6 @@ def _headline(row: Mapping, key: str) -> tuple[float | None, str]:
     return None, ""
 
 
-def _method(p: Mapping) -> str:
-    """A GEMM column's method when it is not mamf-finder's default (benchmarks/gemm.py)."""
-    parts = []
-    if p.get("b_layout", "nk") != "nk":
-        parts.append(f"B {p['b_layout']}")
-    if p.get("out_rewrite", True) is False:
-        parts.append("no C rewrite")
-    if p.get("out", "fp8") != "fp8":
-        parts.append(f"out {p['out']}")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 def _sort_key(x: Any):
     return (0, x, "") if isinstance(x, (int, float)) else (1, 0, str(x))
 
@@ -195,7 +183,8 @@ def _gemm(rows: list[dict], acc) -> list[Pivot]:
             shape = f"{shape} {r['label']}"
         col = r["dtype"] if r.get("op") in (None, "matmul") else f"{r['op']} {r['dtype']}"
         value, stat = _headline(r, "tflops")
-        col += _method(p) + stat
+        method = gemm_method(p)
+        col += (f" ({method})" if method else "") + stat
         pv.add(shape, col, _cell(r, value, peak_for(acc, "gemm", r["dtype"])[0]))
     return [pv] if pv.cells else []
 
