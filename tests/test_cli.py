@@ -42,19 +42,12 @@ def test_quick_suite_end_to_end(tmp_path):
     assert len(json.loads(js.stdout)["rows"]) == len(rows)
 
 
+# In a subprocess, one of each kind (a run option, another command's, argparse's own); the
+# rest of `run`'s options are checked in process below, where the same main() answers.
 @pytest.mark.parametrize("args,message", [
     (["run", "--suite", "huge"], "unknown suite 'huge'"),
-    (["run", "--only", "gemmm"], "unknown family 'gemmm'"),
-    (["run", "--dtype", "fp12"], "unknown dtype 'fp12'"),
-    (["run", "--device", "tpu"], "unknown device 'tpu'"),
-    (["run", "--data", "ones"], "--data 'ones'"),
-    (["run", "--sustain", "-1"], "--sustain -1"),
-    (["run", "--search", "--m-range", "9:1"], "--m-range '9:1'"),
-    (["run", "--rep-ms", "0"], "--rep-ms"),
     (["list", "--suite", "nope"], "unknown suite"),
     (["report", "--format", "md", "/nonexistent/run"], "no such run folder"),
-    (["run", "--attn-backend", ","], "--attn-backend: expected NAME[,NAME], got ','"),
-    (["run", "--only", " "], "--only: expected NAME[,NAME]"),
     (["run", "--bogus-flag"], "unrecognized arguments"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -69,6 +62,15 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 @pytest.mark.parametrize("args,message", [
+    (["run", "--only", "gemmm"], "unknown family 'gemmm'"),
+    (["run", "--dtype", "fp12"], "unknown dtype 'fp12'"),
+    (["run", "--device", "tpu"], "unknown device 'tpu'"),
+    (["run", "--data", "ones"], "--data 'ones'"),
+    (["run", "--sustain", "-1"], "--sustain -1"),
+    (["run", "--search", "--m-range", "9:1"], "--m-range '9:1'"),
+    (["run", "--rep-ms", "0"], "--rep-ms"),
+    (["run", "--attn-backend", ","], "--attn-backend: expected NAME[,NAME], got ','"),
+    (["run", "--only", " "], "--only: expected NAME[,NAME]"),
     (["run", "--b-layout", "mk"], "--b-layout 'mk': choose from nk, kn"),
     (["run", "--fp8-out", "fp16"], "--fp8-out 'fp16'"),
     (["run", "--out-rewrite", "maybe"], "--out-rewrite: expected on, off or on,off"),
@@ -80,14 +82,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     (["run", "--transfer-sizes", "1X"], "bad --transfer-sizes '1X'"),
     (["import", "mamf-finder", "x.log", "--nranks", "2"], "--collective and --nranks are nccl-tests'"),
 ])
-def test_issue16_flags_bad_input_in_process(tmp_path, capsys, args, message):
-    """The GEMM method and nccl-tests flags, in process (the subprocess test above covers the CLI's framing)."""
+def test_run_options_bad_input_in_process(tmp_path, capsys, args, message):
+    """`run`'s options (case selection, timing, the GEMM method, nccl-tests flags) and import's,
+    in process: the subprocess test above covers the CLI's framing."""
     from harness.cli import main
 
     if args[0] == "import":
         (tmp_path / "x.log").write_text("")
         args = [args[0], args[1], str(tmp_path / "x.log"), *args[3:]]
-    argparse_error = message.startswith("--out-rewrite")  # a type= check: argparse exits 2 itself
+    # A type= check: argparse exits 2 itself.
+    argparse_error = message.startswith(("--out-rewrite", "--attn-backend", "--only: expected"))
     with pytest.raises(SystemExit) if argparse_error else contextlib.nullcontext():
         assert main([*args, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -138,9 +142,10 @@ def test_interrupt_then_resume(tmp_path, sig):
     from conftest import ROOT
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    args = [sys.executable, "-m", "harness", "run", "--device", "cpu", "--only", "gemm",
-            "--dtype", "fp32,bf16", "--out", str(tmp_path), "--warmup-ms", "1", "--rep-ms", "150",
-            "--idle", "0", "--no-projection"]
+    # 12 small GEMMs of 0.2 s each: long enough to be stopped after the second, short to resume.
+    args = [sys.executable, "-m", "harness", "run", "--device", "cpu", "--search", "--m-range", "64:768:64",
+            "--n-range", "64", "--k-range", "64", "--dtype", "fp32", "--out", str(tmp_path), "--warmup-ms", "1",
+            "--rep-ms", "200", "--idle", "0", "--no-projection"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     rows_file = None
